@@ -1,0 +1,35 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Both create .venv when it is missing and install everything; a second call installs nothing.
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.ykd-installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint bench install clean-venv
+
+install: $(STAMP)
+
+$(STAMP): setup.py tools/install_detectron2.py Makefile
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1 "setuptools<81" numpy \
+		opencv-python-headless pycocotools "fvcore>=0.1.5,<0.1.6" "iopath>=0.1.7,<0.1.10"
+	$(VPY) tools/install_detectron2.py
+	$(VPY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VPY) tools/demo.py
+
+test: $(STAMP)
+	$(VPY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VPY) -m ruff check ykd tools tests bench
+	$(VPY) -m ruff format --check ykd tools tests bench
+
+bench: $(STAMP)
+	$(VPY) bench/model_speed.py
+
+clean-venv:
+	rm -rf $(VENV)

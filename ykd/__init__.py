@@ -1,0 +1,1 @@
+"""Dynamic Y-KD for Detectron2. Importing the package registers its modules with Detectron2."""
