@@ -5,6 +5,7 @@ VENV ?= .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.ykd-installed
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: demo test lint bench install clean-venv
 
@@ -19,7 +20,7 @@ $(STAMP): setup.py tools/install_detectron2.py Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VPY) tools/demo.py
+	$(VPY) tools/demo.py $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(VPY) -m pytest $(PYTEST_ARGS)

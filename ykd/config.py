@@ -33,6 +33,9 @@ def _add_continual_config(cfg: CN) -> None:
     cfg.CONTINUAL.JOINT = False
     # Name of the method, used in output paths and result tables (e.g. "ft", "dynamic_ykd").
     cfg.CONTINUAL.METHOD = "ft"
+    # Root of scenario outputs; a step writes to <root>/<dataset>/<scenario>/<method>/step<t>
+    # (OUTPUT_DIR is derived from it) [§8].
+    cfg.CONTINUAL.OUTPUT_ROOT = "./output"
 
 
 def _add_synthetic_config(cfg: CN) -> None:
@@ -58,10 +61,107 @@ def _add_slim_resnet_config(cfg: CN) -> None:
 
 
 def _add_ykd_model_config(cfg: CN) -> None:
+    # Keys of the YKDRCNN meta-architecture [§2]. ROI_HEADS.NAME must be "TaskStandardROIHeads"
+    # (FPN) or "TaskRes5ROIHeads" (C4), PROPOSAL_GENERATOR.NAME "TaskRPN".
     cfg.MODEL.YKD = CN()
+    # Classes of each task up to the current step, e.g. [15, 5] at step 1 of 15-5 (one task module
+    # per entry; filled by the engine, sum = ROI_HEADS.NUM_CLASSES); [] = one task [§2 task modules].
+    cfg.MODEL.YKD.NUM_CLASSES_PER_TASK = []
+    # Teacher of steps t >= 1: "shared" (Y-KD: frozen module t-1 on the student's trunk features) or
+    # "separate" (ILOD/Faster-ILOD/MMA: a frozen copy of the step-(t-1) trunk runs its own forward)
+    # [§2 step 2, §3].
+    cfg.MODEL.YKD.TEACHER = "shared"
+    # Supervised classification loss of the student at steps t >= 1: "unbiased" (MMA's unbiased CE)
+    # or "ce" [§2 step 4].
+    cfg.MODEL.YKD.CLS_LOSS = "unbiased"
+    # Initialisation of the new-class rows of a grown predictor: "default" (Detectron2's) or "mib"
+    # (MiB: copy the bg row, new and bg biases share the old bg probability) [§2 step 3].
+    cfg.MODEL.YKD.INIT_NEW_CLASSES = "default"
+    # Distillation proposals: the teacher RPN's TOPK best by objectness (test-time settings), of
+    # which PER_IMAGE are sampled at random per image [§2 step 5: 128 and 64].
+    cfg.MODEL.YKD.KD_PROPOSALS = CN()
+    cfg.MODEL.YKD.KD_PROPOSALS.TOPK = 128
+    cfg.MODEL.YKD.KD_PROPOSALS.PER_IMAGE = 64
+    # Weights of the distillation losses; all 0 = fine-tuning, the teacher never runs [§2 step 6].
+    cfg.MODEL.YKD.KD_WEIGHTS = CN()
+    # loss_kd_cls: ROI classification KD (the loss named by MODEL.YKD.KD_CLS.NAME).
+    cfg.MODEL.YKD.KD_WEIGHTS.CLS = 1.0
+    # loss_kd_box: L2 between student and teacher old-class box deltas.
+    cfg.MODEL.YKD.KD_WEIGHTS.BOX = 1.0
+    # loss_kd_mask: BCE of student old-class mask logits against sigmoid(teacher logits).
+    cfg.MODEL.YKD.KD_WEIGHTS.MASK = 1.0
+    # loss_kd_rpn: Faster-ILOD RPN distillation (objectness + deltas).
+    cfg.MODEL.YKD.KD_WEIGHTS.RPN = 1.0
+    # Faster-ILOD: RPN deltas are distilled where teacher minus student objectness exceeds this.
+    cfg.MODEL.YKD.RPN_KD_DELTA_THRESH = 0.1
+    cfg.MODEL.YKD.INFERENCE = CN()
+    # "all" (Dynamic Y-KD: every module detects its own task's classes, detections merged) or
+    # "latest" (plain Y-KD: the last module detects all classes) [§2 inference].
+    cfg.MODEL.YKD.INFERENCE.MODULES = "all"
+    # Open choice [§2]: a module's class scores are the softmax over all its classes restricted to
+    # its own task ("slice", default) or a softmax over {bg} ∪ its own classes ("renormalise").
+    cfg.MODEL.YKD.INFERENCE.SCORES = "slice"
+    # Open choice [§2]: proposals of each module from its own RPN ("per_task", default) or from the
+    # latest RPN for all modules ("latest").
+    cfg.MODEL.YKD.INFERENCE.RPN = "per_task"
+    # Open choice [§2], C4 only: the res5 feeding the unique mask head at inference, the latest
+    # module's ("latest", default) or that of the module that detected the box ("own").
+    cfg.MODEL.YKD.INFERENCE.C4_MASK_FEATURES = "latest"
+    # Number of classes of each task up to the current step (e.g. [15, 5] at step 1 of 15-5); set
+    # from the scenario by the engine. Empty = one task of MODEL.ROI_HEADS.NUM_CLASSES classes [§2].
+    cfg.MODEL.YKD.NUM_CLASSES_PER_TASK = []
 
 
 def _add_kd_cls_config(cfg: CN) -> None:
     cfg.MODEL.YKD.KD_CLS = CN()
-    # Name of the ROI classification KD loss in the KD registry (ykd.distillation) [§4].
+    # Name of the ROI classification KD loss in the KD registry (ykd.distillation) [§4]:
+    # kl, rkl, js, tv, skew_kl, skew_rkl, bdkd, sinkd, nkd, uskd, dkd, mdist, rdist, ukd (MMA), l2 (ILOD).
     cfg.MODEL.YKD.KD_CLS.NAME = "ukd"
+    # Softmax temperature T (Hinton et al. 2015); divergences are multiplied by T². MMA's UKD: T = 1.
+    cfg.MODEL.YKD.KD_CLS.TEMPERATURE = 1.0
+    # Reduction over ROIs (over images for rdist and per-image sinkd): "mean" or "sum".
+    cfg.MODEL.YKD.KD_CLS.REDUCTION = "mean"
+    # Class-space adapter from the student's {old, new, bg} to the teacher's {old, bg}: "slice" (keep old
+    # and bg columns; ILOD), "fold" (new classes folded into bg; MMA), "none"; "" = the loss's default
+    # ("fold"; "slice" for l2; "none" for ukd, which folds itself, and for rdist and uskd).
+    cfg.MODEL.YKD.KD_CLS.ADAPTER = ""
+
+    cfg.MODEL.YKD.KD_CLS.SKEW = CN()
+    # Skew λ of skew_kl / skew_rkl (DistiLLM, Ko et al. 2024: α = 0.1).
+    cfg.MODEL.YKD.KD_CLS.SKEW.LAMBDA = 0.1
+
+    cfg.MODEL.YKD.KD_CLS.BDKD = CN()
+    # BD-KD (Amara et al. 2022) weight of the reverse KL from the entropy gap H(student) - H(teacher):
+    # "hard" (reverse KL where the student is less confident, forward KL elsewhere) or "smooth" (sigmoid).
+    cfg.MODEL.YKD.KD_CLS.BDKD.WEIGHTING = "hard"
+    # Entropy gap (nats) counting as one unit for the weighting (only "smooth" depends on it).
+    cfg.MODEL.YKD.KD_CLS.BDKD.GAP_SCALE = 1.0
+
+    cfg.MODEL.YKD.KD_CLS.SINKD = CN()
+    # Entropic regularisation ε of the Sinkhorn distance (SinKD, Cui et al. 2024: 0.1).
+    cfg.MODEL.YKD.KD_CLS.SINKD.EPS = 0.1
+    # Number of Sinkhorn iterations (SinKD: 20).
+    cfg.MODEL.YKD.KD_CLS.SINKD.ITERS = 20
+    # Weight of a forward-KL term added to the Sinkhorn distance (0 = Sinkhorn alone).
+    cfg.MODEL.YKD.KD_CLS.SINKD.KL_WEIGHT = 0.0
+    # Transport between the ROIs of each image rather than of the whole batch (SinKD: the batch).
+    cfg.MODEL.YKD.KD_CLS.SINKD.PER_IMAGE = False
+    # Treat the transport plan as a constant in the backward pass: ~2x faster, O(R²) memory; False
+    # differentiates through the iterations (exact gradient).
+    cfg.MODEL.YKD.KD_CLS.SINKD.DETACH_PLAN = False
+
+    cfg.MODEL.YKD.KD_CLS.NKD = CN()
+    # Weight γ of NKD's normalised non-target term (Yang et al. 2023: γ = 1.5); NKD's λ is TEMPERATURE.
+    cfg.MODEL.YKD.KD_CLS.NKD.GAMMA = 1.5
+
+    cfg.MODEL.YKD.KD_CLS.USKD = CN()
+    # Weight α of USKD's soft target term (Yang et al. 2023: 1.0).
+    cfg.MODEL.YKD.KD_CLS.USKD.ALPHA = 1.0
+    # Weight β of USKD's Zipf non-target term (Yang et al. 2023: 0.1).
+    cfg.MODEL.YKD.KD_CLS.USKD.BETA = 0.1
+
+    cfg.MODEL.YKD.KD_CLS.DKD = CN()
+    # Weight α of DKD's target-class term TCKD (Zhao et al. 2022: 1.0).
+    cfg.MODEL.YKD.KD_CLS.DKD.ALPHA = 1.0
+    # Weight β of DKD's non-target-class term NCKD (Zhao et al. 2022: 8.0 on CIFAR-100).
+    cfg.MODEL.YKD.KD_CLS.DKD.BETA = 8.0

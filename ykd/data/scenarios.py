@@ -39,6 +39,8 @@ class Scenario:
     @property
     def num_steps(self) -> int:
         """Number of steps, step 0 included (``15-1`` on 20 classes has 6)."""
+        if self.increment == 0:
+            return 1
         return 1 + (self.num_classes - self.base) // self.increment
 
     def task(self, step: int) -> list[int]:
@@ -86,7 +88,7 @@ def parse_scenario(name: str, num_classes: int) -> Scenario:
 
     Raises:
         ScenarioError: if the string is not ``A-B`` with ``0 < A <= N``, ``B > 0`` and ``N - A``
-            divisible by ``B`` (``A == N`` is a single-step scenario, e.g. joint training).
+            divisible by ``B``, or ``N-0`` (a single step over all classes, e.g. joint training).
     """
     match = _SCENARIO_PATTERN.match(str(name))
     if match is None:
@@ -94,9 +96,12 @@ def parse_scenario(name: str, num_classes: int) -> Scenario:
             f"Invalid scenario {name!r}: write it as 'A-B' (e.g. '15-5'), A base classes then B per step."
         )
     base, increment = int(match.group(1)), int(match.group(2))
+    if base == num_classes and increment == 0:
+        return Scenario(name=f"{base}-0", num_classes=num_classes, base=base, increment=0)
     if base <= 0 or increment <= 0:
         raise ScenarioError(
-            f"Invalid scenario {name!r}: A and B must be positive (e.g. '15-5' on 20 classes)."
+            f"Invalid scenario {name!r}: A and B must be positive (e.g. '15-5' on 20 classes),"
+            f" or write '{num_classes}-0' for one step over all classes."
         )
     if base > num_classes or (num_classes - base) % increment != 0:
         raise ScenarioError(

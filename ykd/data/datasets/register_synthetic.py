@@ -1,0 +1,30 @@
+"""The embedded synthetic shapes dataset, generated on first use into a cache folder."""
+
+import functools
+import os
+
+from .sources import DATASET_SOURCES, DatasetSource, SplitFiles, datasets_root
+
+
+@DATASET_SOURCES.register()
+def synthetic(cfg) -> DatasetSource:
+    """``SYNTHETIC.ROOT`` (default ``$DETECTRON2_DATASETS/synthetic``), made by ``SYNTHETIC.*``."""
+    # Imported here so that `python -m ykd.data.synthetic` does not import its own module twice.
+    from ..synthetic import SYNTHETIC_CLASSES, ensure_synthetic
+
+    root = cfg.SYNTHETIC.ROOT or os.path.join(datasets_root(), "synthetic")
+    prepare = functools.partial(
+        ensure_synthetic,
+        root,
+        num_train=cfg.SYNTHETIC.NUM_TRAIN,
+        num_val=cfg.SYNTHETIC.NUM_VAL,
+        image_size=cfg.SYNTHETIC.IMAGE_SIZE,
+        seed=cfg.SYNTHETIC.SEED,
+    )
+    return DatasetSource(
+        name="synthetic",
+        class_names=tuple(SYNTHETIC_CLASSES),
+        train=SplitFiles(os.path.join(root, "train.json"), os.path.join(root, "train")),
+        test=SplitFiles(os.path.join(root, "val.json"), os.path.join(root, "val")),
+        prepare=prepare,
+    )

@@ -1,0 +1,103 @@
+"""
+Source datasets of continual scenarios: where a dataset's COCO-format files are and which classes it
+has. Each dataset registers a builder in :data:`DATASET_SOURCES`; the continual splits of every step
+are then derived from the source by :mod:`ykd.data.splits`.
+"""
+
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from detectron2.data import MetadataCatalog
+from detectron2.data.datasets import load_coco_json
+from fvcore.common.registry import Registry
+
+DATASET_SOURCES = Registry("DATASET_SOURCES")
+DATASET_SOURCES.__doc__ = """
+Registry of continual-learning source datasets. A registered object is called with a config,
+``builder(cfg) -> DatasetSource`` and registered under its function name, which is the
+dataset name of ``CONTINUAL.DATASET``. A builder must not touch the disk: files are checked when loaded.
+"""
+
+
+@dataclass(frozen=True)
+class SplitFiles:
+    """A COCO-format annotation file and the folder its ``file_name`` entries are relative to."""
+
+    json_file: str
+    image_root: str
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """
+    A dataset that continual scenarios are cut from.
+
+    Attributes:
+        name: dataset name used in config and registered split names ("synthetic", "voc_sbd", ...).
+        class_names: the dataset's class names in its default class order.
+        train, test: the files of the training and test splits.
+        prepare: called once before the files are read (e.g. to generate the synthetic cache).
+    """
+
+    name: str
+    class_names: tuple[str, ...]
+    train: SplitFiles
+    test: SplitFiles
+    prepare: Callable[[], None] | None = field(default=None, compare=False)
+
+    def split(self, is_train: bool) -> SplitFiles:
+        return self.train if is_train else self.test
+
+
+def datasets_root() -> str:
+    """Root of real datasets, Detectron2's convention: ``$DETECTRON2_DATASETS`` or ``datasets``."""
+    return os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets"))
+
+
+def build_source(cfg) -> DatasetSource:
+    """The source of ``cfg.CONTINUAL.DATASET``; an unknown name lists the known ones."""
+    name = cfg.CONTINUAL.DATASET
+    if name not in DATASET_SOURCES:
+        known = sorted(key for key, _ in DATASET_SOURCES)
+        raise KeyError(f"Unknown dataset {name!r} in CONTINUAL.DATASET: use one of {known}.")
+    return DATASET_SOURCES.get(name)(cfg)
+
+
+def load_source_split(source: DatasetSource, is_train: bool) -> list[dict]:
+    """
+    Load one split of a source in Detectron2's dataset-dict format, with each annotation's
+    ``category_id`` replaced by the class NAME under the key ``category_name``.
+
+    Raises:
+        FileNotFoundError: naming the missing annotation file or image folder and where to put it.
+    """
+    if source.prepare is not None:
+        source.prepare()
+    files = source.split(is_train)
+    for path, what in ((files.json_file, "annotation file"), (files.image_root, "image folder")):
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"Missing {what} {path} of dataset {source.name!r}: put the dataset there"
+                " (see datasets/README.md) or set $DETECTRON2_DATASETS to its root."
+            )
+    return _load_named(files.json_file, files.image_root, source.name, is_train)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_named_cached(json_file: str, image_root: str, mtime: float, metadata_name: str):
+    if metadata_name in MetadataCatalog.list():
+        MetadataCatalog.remove(metadata_name)
+    dicts = load_coco_json(json_file, image_root, dataset_name=metadata_name)
+    names = MetadataCatalog.get(metadata_name).thing_classes
+    for record in dicts:
+        for annotation in record.get("annotations", []):
+            annotation["category_name"] = names[annotation.pop("category_id")]
+    return dicts
+
+
+def _load_named(json_file: str, image_root: str, dataset: str, is_train: bool) -> list[dict]:
+    metadata_name = f"ykd_source_{dataset}_{'train' if is_train else 'test'}"
+    mtime = os.path.getmtime(json_file)
+    return _load_named_cached(json_file, image_root, mtime, metadata_name)
