@@ -60,7 +60,7 @@ class Scenario:
 
     def old_classes(self, step: int) -> list[int]:
         """Classes of the tasks before ``step``."""
-        return list(range(self.num_seen(step) - len(self.task(step)))) if step > 0 else []
+        return list(range(self.num_seen(step) - len(self.task(step))))
 
     def new_classes(self, step: int) -> list[int]:
         """Classes of task ``step``."""

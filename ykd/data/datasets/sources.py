@@ -86,7 +86,7 @@ def load_source_split(source: DatasetSource, is_train: bool) -> list[dict]:
 
 
 @functools.lru_cache(maxsize=8)
-def _load_named_cached(json_file: str, image_root: str, mtime: float, metadata_name: str):
+def _load_named_cached(json_file: str, image_root: str, stamp: tuple, metadata_name: str):
     if metadata_name in MetadataCatalog.list():
         MetadataCatalog.remove(metadata_name)
     dicts = load_coco_json(json_file, image_root, dataset_name=metadata_name)
@@ -99,5 +99,6 @@ def _load_named_cached(json_file: str, image_root: str, mtime: float, metadata_n
 
 def _load_named(json_file: str, image_root: str, dataset: str, is_train: bool) -> list[dict]:
     metadata_name = f"ykd_source_{dataset}_{'train' if is_train else 'test'}"
-    mtime = os.path.getmtime(json_file)
-    return _load_named_cached(json_file, image_root, mtime, metadata_name)
+    stat = os.stat(json_file)
+    stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    return _load_named_cached(json_file, image_root, stamp, metadata_name)
