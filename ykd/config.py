@@ -107,9 +107,6 @@ def _add_ykd_model_config(cfg: CN) -> None:
     # Open choice [§2], C4 only: the res5 feeding the unique mask head at inference, the latest
     # module's ("latest", default) or that of the module that detected the box ("own").
     cfg.MODEL.YKD.INFERENCE.C4_MASK_FEATURES = "latest"
-    # Number of classes of each task up to the current step (e.g. [15, 5] at step 1 of 15-5); set
-    # from the scenario by the engine. Empty = one task of MODEL.ROI_HEADS.NUM_CLASSES classes [§2].
-    cfg.MODEL.YKD.NUM_CLASSES_PER_TASK = []
 
 
 def _add_kd_cls_config(cfg: CN) -> None:
@@ -138,17 +135,14 @@ def _add_kd_cls_config(cfg: CN) -> None:
     cfg.MODEL.YKD.KD_CLS.BDKD.GAP_SCALE = 1.0
 
     cfg.MODEL.YKD.KD_CLS.SINKD = CN()
-    # Entropic regularisation ε of the Sinkhorn distance (SinKD, Cui et al. 2024: 0.1).
+    # Entropic regularisation ε of the Sinkhorn transport cost (SinKD, Cui et al. 2024: 0.1).
     cfg.MODEL.YKD.KD_CLS.SINKD.EPS = 0.1
     # Number of Sinkhorn iterations (SinKD: 20).
     cfg.MODEL.YKD.KD_CLS.SINKD.ITERS = 20
-    # Weight of a forward-KL term added to the Sinkhorn distance (0 = Sinkhorn alone).
+    # Weight of a forward-KL term added to the Sinkhorn cost (0 = Sinkhorn alone).
     cfg.MODEL.YKD.KD_CLS.SINKD.KL_WEIGHT = 0.0
     # Transport between the ROIs of each image rather than of the whole batch (SinKD: the batch).
     cfg.MODEL.YKD.KD_CLS.SINKD.PER_IMAGE = False
-    # Treat the transport plan as a constant in the backward pass: ~2x faster, O(R²) memory; False
-    # differentiates through the iterations (exact gradient).
-    cfg.MODEL.YKD.KD_CLS.SINKD.DETACH_PLAN = False
 
     cfg.MODEL.YKD.KD_CLS.NKD = CN()
     # Weight γ of NKD's normalised non-target term (Yang et al. 2023: γ = 1.5); NKD's λ is TEMPERATURE.
