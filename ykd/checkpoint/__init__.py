@@ -1,0 +1,17 @@
+"""Checkpoints of continual steps: meta records, step checks and growth from the previous step."""
+
+from .growing import (
+    YKDCheckpointer,
+    check_ykd_meta,
+    grow_from_previous_step,
+    make_ykd_meta,
+    previous_step_meta,
+)
+
+__all__ = [
+    "YKDCheckpointer",
+    "check_ykd_meta",
+    "grow_from_previous_step",
+    "make_ykd_meta",
+    "previous_step_meta",
+]

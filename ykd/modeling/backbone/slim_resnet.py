@@ -34,10 +34,19 @@ def build_slim_resnet(
             "MODEL.SLIM_RESNET.STAGE_OUT_CHANNELS and NUM_BLOCKS need 4 entries (res2..res5),"
             f" got {list(stage_out_channels)} and {list(num_blocks)}."
         )
+    widths = [stem_out_channels, *stage_out_channels]
+    if any(widths[i] == widths[i + 1] for i in range(1, 4)):
+        # BasicBlock only projects its shortcut when the width changes: a stride-2 stage must too.
+        raise ValueError(
+            "MODEL.SLIM_RESNET.STAGE_OUT_CHANNELS must change width at every stride-2 stage"
+            f" (res3..res5), got {list(stage_out_channels)}: e.g. [32, 64, 128, 256]."
+        )
     stem = BasicStem(in_channels=in_channels, out_channels=stem_out_channels, norm=norm)
     stages = []
     channels = stem_out_channels
-    for index, (out_channels, blocks) in enumerate(zip(stage_out_channels, num_blocks)):
+    for index, (out_channels, blocks) in enumerate(
+        zip(stage_out_channels, num_blocks, strict=True)
+    ):
         first_stride = 1 if index == 0 else 2
         stages.append(
             ResNet.make_stage(

@@ -1,0 +1,3 @@
+from .ykd_rcnn import YKDRCNN, config_of_task
+
+__all__ = ["YKDRCNN", "config_of_task"]

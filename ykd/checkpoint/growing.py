@@ -1,0 +1,187 @@
+"""
+Checkpoints of continual steps: every checkpoint records which scenario, step and classes it holds,
+a checkpoint only loads into a model of the same step, and step t starts from step t-1's checkpoint
+through one explicit path that grows it.
+
+Typical use by a trainer at step t::
+
+    model = build_model(cfg)  # YKDRCNN with t+1 task modules
+    meta = make_ykd_meta(model, scenario="15-5", step=t, class_names=seen_class_names)
+    checkpointer = YKDCheckpointer(model, output_dir, ykd_meta=meta, optimizer=..., scheduler=...)
+    if t > 0 and not checkpointer.has_checkpoint():
+        checkpointer.load_previous_step(previous_step_model_path)
+    else:
+        checkpointer.resume_or_load(cfg.MODEL.WEIGHTS, resume=True)
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+
+from ykd.modeling import YKDRCNN, grow_state_dict
+from ykd.modeling.class_growth import mib_init_
+
+__all__ = [
+    "YKDCheckpointer",
+    "make_ykd_meta",
+    "previous_step_meta",
+    "check_ykd_meta",
+    "grow_from_previous_step",
+]
+
+META_KEY = "ykd_meta"
+_META_FIELDS = ("scenario", "step", "class_names", "num_modules", "num_classes_per_task")
+
+
+def make_ykd_meta(
+    model: YKDRCNN, *, scenario: str, step: int, class_names: Sequence[str]
+) -> dict[str, Any]:
+    """
+    The meta record of ``model`` at ``step`` of ``scenario``:
+    ``{"scenario", "step", "class_names", "num_modules", "num_classes_per_task"}``.
+
+    Args:
+        class_names: names of all classes seen up to ``step``, in class-index order.
+    """
+    per_task = model.num_classes_per_task
+    if len(class_names) != sum(per_task):
+        raise ValueError(
+            f"{len(class_names)} class names given for a model of {sum(per_task)} classes {per_task}"
+        )
+    return {
+        "scenario": scenario,
+        "step": int(step),
+        "class_names": list(class_names),
+        "num_modules": len(per_task),
+        "num_classes_per_task": list(per_task),
+    }
+
+
+def previous_step_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The meta record that the checkpoint of the step before ``meta``'s must have."""
+    per_task = list(meta["num_classes_per_task"])[:-1]
+    return {
+        "scenario": meta["scenario"],
+        "step": meta["step"] - 1,
+        "class_names": list(meta["class_names"])[: sum(per_task)],
+        "num_modules": meta["num_modules"] - 1,
+        "num_classes_per_task": per_task,
+    }
+
+
+def _describe(meta: Mapping[str, Any]) -> str:
+    return (
+        f"scenario {meta['scenario']} step {meta['step']} ({meta['num_modules']} task modules,"
+        f" classes per task {list(meta['num_classes_per_task'])})"
+    )
+
+
+def check_ykd_meta(
+    found: Mapping[str, Any] | None, expected: Mapping[str, Any], *, path: str
+) -> None:
+    """
+    Raise a one-line ``ValueError`` naming both records and the fix when the meta record ``found``
+    in the checkpoint at ``path`` differs from ``expected``.
+    """
+    if found is None:
+        raise ValueError(
+            f"Checkpoint {path} has no {META_KEY!r} record, but the model is {_describe(expected)}:"
+            " save Y-KD checkpoints with YKDCheckpointer."
+        )
+    if all(found.get(k) == expected[k] for k in _META_FIELDS):
+        return
+    step = expected["step"]
+    fix = "load the checkpoint of the same scenario and step"
+    if step > 0:
+        fix += f", or start step {step} from a step-{step - 1} checkpoint with load_previous_step()"
+    differing = [k for k in _META_FIELDS if found.get(k) != expected[k]]
+    raise ValueError(
+        f"Checkpoint {path} holds {_describe(found)} but the model is {_describe(expected)}"
+        f" (differing: {', '.join(differing)}): {fix}."
+    )
+
+
+def _previous_key(key: str, student: int) -> str:
+    """The key of a step-t parameter in the step-(t-1) state dict (student = t)."""
+    for prefix, previous in (
+        (f"task_modules.{student}.", f"task_modules.{student - 1}."),
+        ("teacher_mask_head.", "mask_head."),
+        ("teacher_backbone.", "backbone."),
+    ):
+        if key.startswith(prefix):
+            return previous + key[len(prefix) :]
+    return key
+
+
+def grow_from_previous_step(model: YKDRCNN, previous_state: Mapping[str, torch.Tensor]) -> None:
+    """
+    Load the state dict of a step-(t-1) YKDRCNN (t task modules) into the step-t ``model`` (t+1
+    modules): trunk and modules 0..t-1 are copied; module t starts from module t-1 with its
+    predictor grown (old and background rows copied, new rows as freshly built, or MiB-initialised
+    if ``model.new_class_init == "mib"``); the mask head grows the same way; the teacher copies
+    (``teacher_backbone``, ``teacher_mask_head``) take the step-(t-1) trunk and mask head.
+    """
+    student = model.num_tasks - 1
+    if student < 1:
+        raise ValueError("grow_from_previous_step needs a model with at least 2 task modules")
+    if any(k.startswith(f"task_modules.{student}.") for k in previous_state):
+        raise ValueError(
+            f"The previous step's state already has task module {student}: it is not a"
+            f" step-{student - 1} model"
+        )
+    fresh = model.state_dict()
+    predictor = f"task_modules.{student}.roi_heads.box_predictor."
+    background_last = {
+        predictor + "cls_score.weight": True,
+        predictor + "cls_score.bias": True,
+        predictor + "bbox_pred.weight": False,
+        predictor + "bbox_pred.bias": False,
+        "mask_head.head.predictor.weight": False,
+        "mask_head.head.predictor.bias": False,
+    }
+    previous_state = {k: torch.as_tensor(v) for k, v in previous_state.items()}
+    sources = {k: _previous_key(k, student) for k in fresh}
+    model.load_state_dict(grow_state_dict(previous_state, fresh, sources, background_last))
+    if model.new_class_init == "mib":
+        mib_init_(model.task_modules[-1].box_predictor.cls_score, model.num_classes_per_task[-1])
+
+
+class YKDCheckpointer(DetectionCheckpointer):
+    """
+    :class:`DetectionCheckpointer` that stores the meta record ``ykd_meta`` in every checkpoint it
+    saves, refuses (one-line ``ValueError``) to load a Y-KD checkpoint of another scenario or step,
+    and offers :meth:`load_previous_step`, the explicit path from step t-1 to step t. Checkpoints
+    without Y-KD task modules (e.g. ImageNet weights) load as with Detectron2.
+    """
+
+    def __init__(self, model, save_dir: str = "", *, ykd_meta: Mapping[str, Any], **kwargs):
+        """
+        Args:
+            model, save_dir, kwargs: as for :class:`DetectionCheckpointer`.
+            ykd_meta: the model's record, from :func:`make_ykd_meta`.
+        """
+        super().__init__(model, save_dir, **kwargs)
+        self.ykd_meta = dict(ykd_meta)
+
+    def save(self, name: str, **kwargs: Any) -> None:
+        super().save(name, **{META_KEY: self.ykd_meta, **kwargs})
+
+    def _load_file(self, filename: str) -> dict[str, Any]:
+        checkpoint = super()._load_file(filename)
+        model_state = checkpoint.get("model", {})
+        if META_KEY in checkpoint or any(k.startswith("task_modules.") for k in model_state):
+            check_ykd_meta(checkpoint.get(META_KEY), self.ykd_meta, path=filename)
+        return checkpoint
+
+    def load_previous_step(self, path: str) -> None:
+        """
+        Start step t from the checkpoint of step t-1 at ``path`` (see
+        :func:`grow_from_previous_step`); its meta record must be ``previous_step_meta`` of ours.
+        """
+        path = self.path_manager.get_local_path(path)
+        checkpoint = self._torch_load(path)
+        check_ykd_meta(checkpoint.get(META_KEY), previous_step_meta(self.ykd_meta), path=path)
+        grow_from_previous_step(self.model, checkpoint["model"])
+        self.logger.info(f"Started step {self.ykd_meta['step']} from {path}")

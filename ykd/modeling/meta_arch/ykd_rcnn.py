@@ -1,0 +1,335 @@
+"""Y-KD / Dynamic Y-KD: a shared trunk, one task module per task, one unique mask head."""
+
+import copy
+
+import torch
+from detectron2.config import configurable
+from detectron2.modeling import META_ARCH_REGISTRY, Backbone, GeneralizedRCNN, build_backbone
+from detectron2.modeling.roi_heads import select_foreground_proposals
+from detectron2.structures import Boxes, ImageList, Instances
+from torch import nn
+
+from ..distiller import YKDDistiller
+from ..mask_head import UniqueMaskHead
+from ..task_module import TaskModule, freeze_
+
+__all__ = ["YKDRCNN", "config_of_task"]
+
+
+def config_of_task(cfg, task: int):
+    """
+    The config that builds task module ``task``: ``MODEL.YKD.NUM_CLASSES_PER_TASK`` cut after that
+    task and ``MODEL.ROI_HEADS.NUM_CLASSES`` set to the classes of tasks 0..task.
+    """
+    per_task = list(cfg.MODEL.YKD.NUM_CLASSES_PER_TASK) or [cfg.MODEL.ROI_HEADS.NUM_CLASSES]
+    if sum(per_task) != cfg.MODEL.ROI_HEADS.NUM_CLASSES:
+        raise ValueError(
+            f"MODEL.YKD.NUM_CLASSES_PER_TASK {per_task} sums to {sum(per_task)}, but"
+            f" MODEL.ROI_HEADS.NUM_CLASSES is {cfg.MODEL.ROI_HEADS.NUM_CLASSES}; set both together."
+        )
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.MODEL.YKD.NUM_CLASSES_PER_TASK = per_task[: task + 1]
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = sum(per_task[: task + 1])
+    return cfg
+
+
+@META_ARCH_REGISTRY.register()
+class YKDRCNN(nn.Module):
+    """
+    Mask R-CNN for class-incremental instance segmentation (Y-KD, DESIGN.md §2).
+
+    ``task_modules[j]`` (RPN + box ROI heads) predicts the classes of tasks 0..j; the last module is
+    the student, the earlier ones are frozen (eval mode, no gradient). The ``mask_head`` is unique
+    and covers all classes. At step t >= 1 the trunk runs once; module t-1 is the teacher of the
+    :class:`YKDDistiller` on the same features (``teacher="shared"``) or on those of a frozen copy
+    of the step-(t-1) trunk (``teacher="separate"``, the ILOD/MMA-style baselines). With one module
+    the model is a plain Mask R-CNN.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        backbone: Backbone,
+        task_modules: list[TaskModule],
+        mask_head: UniqueMaskHead | None,
+        distiller: YKDDistiller | None,
+        pixel_mean: tuple[float, ...],
+        pixel_std: tuple[float, ...],
+        teacher: str = "shared",
+        new_class_init: str = "default",
+        inference_modules: str = "all",
+        inference_rpn: str = "per_task",
+        c4_mask_features: str = "latest",
+        input_format: str | None = None,
+    ):
+        """
+        Args:
+            backbone: the shared trunk.
+            task_modules: one :class:`TaskModule` per task so far, in task order.
+            mask_head: the unique mask head, or None without masks.
+            distiller: the KD terms of steps t >= 1; None or all weights 0 = fine-tuning (the
+                teacher never runs).
+            pixel_mean, pixel_std: input normalisation, as in :class:`GeneralizedRCNN`.
+            teacher: "shared" (teacher modules on the student's trunk features) or "separate".
+            new_class_init: initialisation of new-class rows in :meth:`add_task`, "default"/"mib".
+            inference_modules: "all" (Dynamic Y-KD: each module detects its own task's classes)
+                or "latest" (Y-KD: the last module detects all classes).
+            inference_rpn: "per_task" (each module uses its own RPN) or "latest" (the last RPN
+                proposes for all modules).
+            c4_mask_features: C4 only, whose res5 feeds the mask head at inference: "latest" or
+                "own" (the module that detected the box).
+            input_format: channel order of the input images, as in :class:`GeneralizedRCNN`.
+        """
+        super().__init__()
+        for name, value, choices in (
+            ("TEACHER", teacher, ("shared", "separate")),
+            ("INFERENCE.MODULES", inference_modules, ("all", "latest")),
+            ("INFERENCE.RPN", inference_rpn, ("per_task", "latest")),
+            ("INFERENCE.C4_MASK_FEATURES", c4_mask_features, ("latest", "own")),
+        ):
+            if value not in choices:
+                raise ValueError(f"MODEL.YKD.{name} must be one of {choices}, got {value!r}")
+        self.backbone = backbone
+        self.task_modules = nn.ModuleList(task_modules)
+        self.mask_head = mask_head
+        self.distiller = distiller if distiller is not None and distiller.active else None
+        self.teacher = teacher
+        self.new_class_init = new_class_init
+        self.inference_modules = inference_modules
+        self.inference_rpn = inference_rpn
+        self.c4_mask_features = c4_mask_features
+        self.input_format = input_format
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+        self.teacher_backbone = None
+        self.teacher_mask_head = None
+        for module in self.task_modules[:-1]:
+            freeze_(module)
+        if self.num_tasks > 1:
+            self._make_teachers()
+        self._set_inference_classes()
+
+    @classmethod
+    def from_config(cls, cfg):
+        backbone = build_backbone(cfg)
+        shape = backbone.output_shape()
+        num_tasks = max(len(cfg.MODEL.YKD.NUM_CLASSES_PER_TASK), 1)
+        modules = [TaskModule(config_of_task(cfg, j), shape) for j in range(num_tasks)]
+        mask_head = None
+        if cfg.MODEL.MASK_ON:
+            mask_head = UniqueMaskHead(cfg, shape, roi_heads=modules[-1].roi_heads)
+        return {
+            "backbone": backbone,
+            "task_modules": modules,
+            "mask_head": mask_head,
+            "distiller": YKDDistiller(cfg),
+            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+            "pixel_std": cfg.MODEL.PIXEL_STD,
+            "teacher": cfg.MODEL.YKD.TEACHER,
+            "new_class_init": cfg.MODEL.YKD.INIT_NEW_CLASSES,
+            "inference_modules": cfg.MODEL.YKD.INFERENCE.MODULES,
+            "inference_rpn": cfg.MODEL.YKD.INFERENCE.RPN,
+            "c4_mask_features": cfg.MODEL.YKD.INFERENCE.C4_MASK_FEATURES,
+            "input_format": cfg.INPUT.FORMAT,
+        }
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.task_modules)
+
+    @property
+    def num_classes_per_task(self) -> list[int]:
+        """Number of classes of each task, e.g. [15, 5]."""
+        totals = [0] + [m.num_classes for m in self.task_modules]
+        return [b - a for a, b in zip(totals[:-1], totals[1:], strict=True)]
+
+    def frozen_modules(self) -> list[nn.Module]:
+        """The modules kept frozen and in eval mode: earlier task modules and teacher copies."""
+        frozen = list(self.task_modules[:-1])
+        return frozen + [
+            m for m in (self.teacher_backbone, self.teacher_mask_head) if m is not None
+        ]
+
+    def train(self, mode: bool = True):
+        """As :meth:`nn.Module.train`, but frozen modules stay in eval mode."""
+        super().train(mode)
+        for module in self.frozen_modules():
+            module.eval()
+        return self
+
+    def _make_teachers(self) -> None:
+        """Frozen copies of the step-(t-1) trunk / mask head, where distillation needs them."""
+        if self.distiller is None:
+            return
+        if self.teacher == "separate":
+            self.teacher_backbone = freeze_(copy.deepcopy(self.backbone))
+        if self.mask_head is not None and self.distiller.distils_masks:
+            num_old_classes = self.task_modules[-2].num_classes
+            self.teacher_mask_head = freeze_(self.mask_head.with_num_classes(num_old_classes))
+
+    def _set_inference_classes(self) -> None:
+        """Module j keeps its own task's classes ("all"), the last module all classes ("latest")."""
+        start = 0
+        for module in self.task_modules:
+            if self.inference_modules == "latest" and module is self.task_modules[-1]:
+                start = 0
+            module.box_predictor.inference_classes = (start, module.num_classes)
+            start = module.num_classes
+
+    def add_task(self, num_new_classes: int) -> None:
+        """
+        Start a new step in memory: the last module is deep-copied into a new student whose
+        predictor (and the mask head) grows by ``num_new_classes`` classes; every earlier module
+        is frozen (eval, no grad), as are the teacher copies. Build the optimizer afterwards.
+        """
+        student = self.task_modules[-1]
+        self.task_modules.append(student.grown(num_new_classes, init=self.new_class_init))
+        freeze_(student)
+        self._make_teachers()
+        if self.mask_head is not None:
+            self.mask_head.expand_classes(num_new_classes)
+        self._set_inference_classes()
+
+    def preprocess_image(self, batched_inputs: list[dict[str, torch.Tensor]]) -> ImageList:
+        """Normalize, pad and batch the input images (as :class:`GeneralizedRCNN`)."""
+        images = [x["image"].to(self.device) for x in batched_inputs]
+        images = [(x - self.pixel_mean) / self.pixel_std for x in images]
+        return ImageList.from_tensors(
+            images,
+            self.backbone.size_divisibility,
+            padding_constraints=self.backbone.padding_constraints,
+        )
+
+    def forward(self, batched_inputs: list[dict[str, torch.Tensor]]):
+        """
+        Args:
+            batched_inputs: as for :class:`GeneralizedRCNN`; training needs "instances".
+
+        Returns:
+            In training, a dict of losses: the student's supervised losses (``loss_rpn_cls``,
+            ``loss_rpn_loc``, ``loss_cls``, ``loss_box_reg``, ``loss_mask``) and, at steps t >= 1,
+            the distillation terms with a positive weight (``loss_kd_*``). In inference, as
+            :meth:`inference`.
+        """
+        if not self.training:
+            return self.inference(batched_inputs)
+        images = self.preprocess_image(batched_inputs)
+        gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
+        features = self.backbone(images.tensor)
+
+        student = self.task_modules[-1]
+        anchor_outputs = student.proposal_generator.predict_anchors(features)
+        proposals, losses = student.proposal_generator(
+            images, features, gt_instances, anchor_outputs=anchor_outputs
+        )
+        proposals, detector_losses = student.roi_heads(images, features, proposals, gt_instances)
+        losses.update(detector_losses)
+        if self.mask_head is not None:
+            foreground, _ = select_foreground_proposals(proposals, student.num_classes)
+            boxes = [p.proposal_boxes for p in foreground]
+            losses.update(
+                self.mask_head(self.mask_head.roi_features(features, boxes, student), foreground)
+            )
+        if self.distiller is not None and self.num_tasks > 1:
+            teacher_features = features
+            if self.teacher_backbone is not None:
+                with torch.no_grad():
+                    teacher_features = self.teacher_backbone(images.tensor)
+            losses.update(
+                self.distiller(
+                    images,
+                    features,
+                    teacher_features,
+                    student,
+                    self.task_modules[-2],
+                    anchor_outputs,
+                    self._mask_logits,
+                )
+            )
+        return losses
+
+    def _mask_logits(
+        self,
+        features: dict[str, torch.Tensor],
+        boxes: list[Boxes],
+        module: TaskModule,
+        roi_features: torch.Tensor | None,
+        teacher: bool,
+    ) -> torch.Tensor:
+        """(R, K, M, M) mask logits of the student's or the teacher's mask head on ``boxes``."""
+        head = self.teacher_mask_head if teacher else self.mask_head
+        if roi_features is None:
+            roi_features = head.roi_features(features, boxes, module)
+        return head.logits(roi_features)
+
+    def inference(
+        self, batched_inputs: list[dict[str, torch.Tensor]], do_postprocess: bool = True
+    ) -> list:
+        """
+        Detect with the modules chosen by ``inference_modules``: each keeps the classes given by
+        its predictor's ``inference_classes``; detections of all modules are concatenated (their
+        classes are disjoint, so the per-class NMS of each module is the per-class NMS of the
+        union) and the top-K by score kept; the unique mask head then segments the final boxes.
+
+        Returns:
+            As :meth:`GeneralizedRCNN.inference`: per image ``{"instances": Instances}`` with
+            ``pred_boxes``, ``scores``, ``pred_classes`` (and ``pred_masks``).
+        """
+        assert not self.training
+        images = self.preprocess_image(batched_inputs)
+        features = self.backbone(images.tensor)
+        modules = (
+            list(self.task_modules) if self.inference_modules == "all" else [self.task_modules[-1]]
+        )
+        shared_proposals = None
+        if self.inference_rpn == "latest":
+            shared_proposals, _ = self.task_modules[-1].proposal_generator(images, features)
+        detections = []
+        for module in modules:
+            proposals = shared_proposals or module.proposal_generator(images, features)[0]
+            detections.append(module.roi_heads(images, features, proposals)[0])
+        top_k = self.task_modules[-1].box_predictor.test_topk_per_image
+        results = [_merge(per_image, top_k) for per_image in zip(*detections, strict=True)]
+        if self.mask_head is not None:
+            results = self._segment(features, results)
+        if do_postprocess:
+            return GeneralizedRCNN._postprocess(results, batched_inputs, images.image_sizes)
+        return results
+
+    def _segment(
+        self, features: dict[str, torch.Tensor], results: list[Instances]
+    ) -> list[Instances]:
+        """Add ``pred_masks`` to the detections with the unique mask head."""
+        boxes = [r.pred_boxes for r in results]
+        if self.mask_head.pooler is not None or self.c4_mask_features == "latest":
+            roi_features = self.mask_head.roi_features(features, boxes, self.task_modules[-1])
+            return self.mask_head(roi_features, results)
+        ends = torch.tensor([m.num_classes for m in self.task_modules], device=self.device)
+        owners = torch.cat([torch.bucketize(r.pred_classes, ends, right=True) for r in results])
+        if self.inference_modules == "latest":
+            owners.fill_(self.num_tasks - 1)
+        roi_features = None
+        for j, module in enumerate(self.task_modules):
+            mine = (owners == j).split([len(r) for r in results])
+            part = self.mask_head.roi_features(
+                features, [b[m] for b, m in zip(boxes, mine, strict=True)], module
+            )
+            if roi_features is None:
+                roi_features = part.new_zeros((len(owners),) + part.shape[1:])
+            roi_features[owners == j] = part
+        return self.mask_head(roi_features, results)
+
+
+def _merge(detections: list[Instances], top_k: int) -> Instances:
+    """Concatenate one image's detections of several modules and keep the top-K by score."""
+    if len(detections) == 1:
+        return detections[0]
+    merged = Instances.cat(list(detections))
+    order = merged.scores.argsort(descending=True)
+    return merged[order[:top_k] if top_k >= 0 else order]
