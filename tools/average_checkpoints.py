@@ -1,0 +1,150 @@
+#!/usr/bin/env python
+r"""
+Average the weights of model checkpoints, θ = Σ_i w_i·θ_i (DESIGN.md §5); see
+``ykd/checkpoint/averaging.py`` for the conventions. The last input is the target: the keys that
+are not averaged, the shapes and the ``ykd_meta`` record come from it. The trunk (``^backbone\.``)
+is excluded by default.
+
+Dynamic Y-KD, module 2 of step 2 interpolated with module 1 of step 1 (α = 0.25)::
+
+    python tools/average_checkpoints.py --inputs step1/model_final.pth step2/model_final.pth \
+        --weights 0.25 0.75 --output step2/model_alpha0.25.pth \
+        --rename task_modules.1.=task_modules.2. --include '^(task_modules\.2|mask_head)\.'
+
+Subcommands: ``average`` (the default when none is named).
+"""
+
+import argparse
+import os
+import sys
+
+import torch
+
+from ykd.checkpoint.averaging import CLASS_ROWS, average_checkpoint_files, select_keys
+
+DEFAULT_EXCLUDE = r"^backbone\."
+
+
+def save_atomic(obj, path: str) -> None:
+    """``torch.save`` to a temporary file in ``path``'s folder, then ``os.replace`` it to ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    file = open(tmp, "xb")
+    try:
+        with file as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _same_file(a: str, b: str) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+
+
+def _prefix_pair(text: str) -> tuple[str, str]:
+    old, sep, new = text.partition("=")
+    if not sep or not old:
+        raise argparse.ArgumentTypeError(f"expected OLD_PREFIX=NEW_PREFIX, got {text!r}")
+    return old, new
+
+
+def add_average_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "average",
+        help="weighted average of checkpoints",
+        description="Weighted average of checkpoints; the last input is the target.",
+    )
+    parser.add_argument("--inputs", nargs="+", required=True, metavar="PTH", help="checkpoints")
+    parser.add_argument(
+        "--weights", nargs="+", required=True, type=float, help="one weight per input, sum 1"
+    )
+    parser.add_argument("--output", required=True, help="checkpoint to write (not an input)")
+    parser.add_argument("--include", default=None, help="average only keys matching this regex")
+    parser.add_argument(
+        "--exclude",
+        default=DEFAULT_EXCLUDE,
+        help=f"do not average keys matching this regex (default '{DEFAULT_EXCLUDE}', the trunk;"
+        " '' averages every key)",
+    )
+    parser.add_argument(
+        "--class-rows",
+        choices=CLASS_ROWS,
+        default="shared",
+        help="grown predictor tensors: average the shared class rows, or keep the target's",
+    )
+    parser.add_argument("--normalize", action="store_true", help="rescale weights to sum to 1")
+    parser.add_argument(
+        "--rename",
+        nargs="+",
+        action="extend",
+        type=_prefix_pair,
+        metavar="OLD=NEW",
+        help="key prefixes renamed in every input but the last, e.g. task_modules.1.=task_modules.2.",
+    )
+    parser.set_defaults(func=run_average)
+
+
+def run_average(args: argparse.Namespace) -> str:
+    """Write the average described by ``args``; returns the output path."""
+    for path in args.inputs:
+        if _same_file(args.output, path):
+            raise SystemExit(
+                f"--output {args.output} is the input {path}: refusing to overwrite it"
+            )
+    exclude = args.exclude or None
+    try:
+        checkpoint = average_checkpoint_files(
+            args.inputs,
+            args.weights,
+            include=args.include,
+            exclude=exclude,
+            class_rows=args.class_rows,
+            normalize=args.normalize,
+            rename=dict(args.rename or []),
+        )
+    except (ValueError, TypeError, OSError) as err:
+        raise SystemExit(f"average_checkpoints: {err}") from err
+    save_atomic(checkpoint, args.output)
+    model = checkpoint["model"]
+    averaged = sum(model[k].is_floating_point() for k in select_keys(model, args.include, exclude))
+    record = checkpoint["averaging"]
+    sources = zip(record["inputs"], record["weights"], strict=True)
+    print(
+        f"Wrote {args.output}: {averaged} of {len(model)} tensors averaged over"
+        f" {', '.join(f'{p} ({w:g})' for p, w in sources)}, the others copied from the last"
+    )
+    return args.output
+
+
+# Subcommand name -> function adding its parser (which sets ``func``, the function that runs it).
+COMMANDS = {"average": add_average_parser}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for add_parser in COMMANDS.values():
+        add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None):
+    """Run a subcommand; without one (first argument not a subcommand or -h), ``average``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        argv = ["average", *argv]
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    main()
