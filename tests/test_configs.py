@@ -26,6 +26,8 @@ def test_config_builds_model(path, tmp_path, monkeypatch):
     cfg.CONTINUAL.OUTPUT_ROOT = str(tmp_path / "output")
     datasets = configure_step(cfg)
     model = build_model(cfg)
-    predictor = model.roi_heads.box_predictor
-    assert predictor.num_classes == datasets.scenario.num_seen(cfg.CONTINUAL.STEP)
+    assert model.num_classes_per_task == datasets.num_classes_per_task
+    assert model.task_modules[-1].box_predictor.num_classes == datasets.scenario.num_seen(
+        cfg.CONTINUAL.STEP
+    )
     assert next(model.parameters()).device.type == "cpu"
