@@ -31,6 +31,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(VPY) bench/model_speed.py
+	$(VPY) bench/kd_losses.py
+	$(VPY) bench/step_time.py --config-file configs/base/mask_rcnn_slim_fpn_cpu.yaml
 
 clean-venv:
 	rm -rf $(VENV)

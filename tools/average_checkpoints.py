@@ -18,28 +18,10 @@ import argparse
 import os
 import sys
 
-import torch
-
 from ykd.checkpoint.averaging import CLASS_ROWS, average_checkpoint_files, select_keys
+from ykd.utils import torch_save_atomic
 
 DEFAULT_EXCLUDE = r"^backbone\."
-
-
-def save_atomic(obj, path: str) -> None:
-    """``torch.save`` to a temporary file in ``path``'s folder, then ``os.replace`` it to ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    file = open(tmp, "xb")
-    try:
-        with file as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -111,7 +93,7 @@ def run_average(args: argparse.Namespace) -> str:
         )
     except (ValueError, TypeError, OSError) as err:
         raise SystemExit(f"average_checkpoints: {err}") from err
-    save_atomic(checkpoint, args.output)
+    torch_save_atomic(checkpoint, args.output)
     model = checkpoint["model"]
     averaged = sum(model[k].is_floating_point() for k in select_keys(model, args.include, exclude))
     record = checkpoint["averaging"]

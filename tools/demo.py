@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """
-The end-to-end demo behind `make demo`: generate the synthetic dataset (first run only), train step 0
-of the synthetic 15-5 scenario on CPU, evaluate it, and print the old/new/all table.
+The end-to-end demo behind `make demo`: generate the synthetic dataset (first run only), run the
+whole synthetic 15-5 scenario on CPU for fine-tuning and Dynamic Y-KD (step 0 is trained once and
+shared), evaluate every step, and print the comparison table.
 
-    python tools/demo.py [--output-root output/demo] [opts ...]
+    python tools/demo.py [--output-root output/demo] [--methods ft dynamic_ykd] [opts ...]
 """
 
 import argparse
@@ -12,33 +13,35 @@ import time
 
 from train_net import build_parser, main
 
-from ykd.evaluation import summary_table
-
-CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "synthetic", "ft.yaml")
+CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "synthetic")
 
 
-def run_demo(argv=None) -> dict:
+def run_demo(argv=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output-root", default="output/demo")
     parser.add_argument("--scenario", default="15-5")
+    parser.add_argument("--methods", nargs="+", default=["ft", "dynamic_ykd"])
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[])
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
-    train_args = build_parser().parse_args(
-        ["--config-file", CONFIG, "--scenario", args.scenario, "--step", "0"]
-        + ["CONTINUAL.OUTPUT_ROOT", args.output_root]
-        + args.opts
-    )
-    results = main(train_args)
+    for method in args.methods:
+        main(
+            build_parser().parse_args(
+                ["--config-file", os.path.join(CONFIGS, f"{method}.yaml")]
+                + ["--scenario", args.scenario, "--all-steps"]
+                + ["CONTINUAL.OUTPUT_ROOT", args.output_root]
+                + args.opts
+            )
+        )
+    # Each method's run refreshed the scenario's comparison of every method in its folder.
+    folder = os.path.join(args.output_root, "synthetic", args.scenario)
     minutes = (time.perf_counter() - start) / 60
-    groups = [key[: -len("/AP")] for key in results["segm"] if key.endswith("/AP")]
-    print(
-        f"\nSynthetic {args.scenario}, step 0 (fine-tuning), trained and evaluated in {minutes:.1f} min:"
-    )
-    print(summary_table(results, groups))
-    print(f"Outputs: {os.path.join(args.output_root, 'synthetic', args.scenario, 'ft', 'step0')}")
-    return results
+    with open(os.path.join(folder, "results.md")) as f:
+        table = f.read()
+    print(f"\nSynthetic {args.scenario}: {', '.join(args.methods)} in {minutes:.1f} min\n\n{table}")
+    print(f"Results, checkpoints and plots: {folder}")
+    return table
 
 
 if __name__ == "__main__":

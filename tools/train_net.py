@@ -1,50 +1,118 @@
 #!/usr/bin/env python
 """
-Train and evaluate one step of a continual instance-segmentation scenario.
+Train and evaluate the steps of a continual instance-segmentation scenario.
 
     python tools/train_net.py --config-file configs/synthetic/ft.yaml --scenario 15-5 --step 0
-    python tools/train_net.py --config-file ... --scenario 15-5 --step 0 --eval-only
+    python tools/train_net.py --config-file configs/synthetic/dynamic_ykd.yaml --scenario 15-5 --all-steps
+    python tools/train_net.py --config-file ... --scenario 15-5 --step 1 --eval-only
     python tools/train_net.py --config-file ... --num-gpus 2 SOLVER.IMS_PER_BATCH 16
 
-Outputs go to ``<CONTINUAL.OUTPUT_ROOT>/<dataset>/<scenario>/<method>/step<t>/``.
+A step writes to ``<CONTINUAL.OUTPUT_ROOT>/<dataset>/<scenario>/<method>/step<t>/``; step 0 is
+shared by the methods of a scenario. ``--all-steps`` skips finished steps, resumes an unfinished
+one, and writes the method's ``results.json``, ``results.md`` and plots.
 """
 
+import logging
 import os
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.utils import comm
+from detectron2.utils.env import seed_all_rng
+from detectron2.utils.logger import setup_logger
 
 import ykd  # noqa: F401  (registers ykd's datasets and modules)
-from ykd.engine import ContinualTrainer, setup_step_cfg
+from ykd.engine import ContinualTrainer, link_shared_step0, method_dir, setup_step_cfg
+from ykd.engine.scenario import ScenarioProgress, finished_results, write_method_results
+from ykd.utils import write_text_atomic
+
+logger = logging.getLogger("ykd")
 
 
 def build_parser():
     parser = default_argument_parser(__doc__)
     parser.add_argument("--scenario", default=None, help="scenario 'A-B' (CONTINUAL.SCENARIO)")
     parser.add_argument("--step", type=int, default=None, help="step to run (CONTINUAL.STEP)")
+    parser.add_argument(
+        "--all-steps", action="store_true", help="run every step of the scenario, from step 0"
+    )
     return parser
 
 
 def setup(args):
+    """The config of ``--step``, with Detectron2's set-up (logging, config dump, seeds)."""
     cfg = setup_step_cfg(args.config_file, args.opts, scenario=args.scenario, step=args.step)
     default_setup(cfg, args)
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="ykd")
     return cfg
 
 
+def setup_scenario_step(args, step: int):
+    """
+    The config of one step of a whole-scenario run: the first call sets up Detectron2's logging
+    into the method's folder; every step gets its config.yaml and seeds.
+    """
+    cfg = setup_step_cfg(args.config_file, args.opts, scenario=args.scenario, step=step)
+    if step == 0:
+        logged = cfg.clone()
+        logged.defrost()
+        logged.OUTPUT_DIR = method_dir(cfg)
+        default_setup(logged, args)
+        setup_logger(logged.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="ykd")
+    if comm.is_main_process():
+        write_text_atomic(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), cfg.dump())
+    seed_all_rng(None if cfg.SEED < 0 else cfg.SEED + comm.get_rank())
+    return cfg
+
+
+def evaluate_only(cfg):
+    weights = cfg.MODEL.WEIGHTS or os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
+    if not os.path.exists(weights):
+        raise FileNotFoundError(
+            f"--eval-only: no checkpoint {weights}; train this step first or set MODEL.WEIGHTS."
+        )
+    model = ContinualTrainer.build_model(cfg)
+    ContinualTrainer.build_checkpointer(cfg, model).load(weights)
+    return ContinualTrainer.test(cfg, model)
+
+
+def run_step(cfg, resume: bool):
+    trainer = ContinualTrainer(cfg)
+    trainer.resume_or_load(resume=resume)
+    return trainer.train()
+
+
+def link_step0(cfg) -> None:
+    """Step 0 is shared by the methods of a scenario: link it into the method's folder."""
+    if cfg.CONTINUAL.STEP == 0 and comm.is_main_process():
+        link_shared_step0(cfg)
+
+
+def run_all_steps(args):
+    cfg = setup_scenario_step(args, 0)
+    progress = ScenarioProgress(cfg)
+    for step in range(progress.num_steps):
+        cfg = setup_scenario_step(args, step) if step else cfg
+        results = finished_results(cfg)
+        if results is None:
+            progress.start(step)
+            results = run_step(cfg, resume=True)
+        link_step0(cfg)
+        progress.done(step, results)
+    if comm.is_main_process():
+        folder = write_method_results(cfg)
+        logger.info(f"Scenario results written to {folder}")
+    return results
+
+
 def main(args):
+    if args.all_steps:
+        return run_all_steps(args)
     cfg = setup(args)
     if args.eval_only:
-        weights = cfg.MODEL.WEIGHTS or os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
-        if not os.path.exists(weights):
-            raise FileNotFoundError(
-                f"--eval-only: no checkpoint {weights}; train this step first or set MODEL.WEIGHTS."
-            )
-        model = ContinualTrainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).load(weights)
-        return ContinualTrainer.test(cfg, model)
-    trainer = ContinualTrainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
-    return trainer.train()
+        return evaluate_only(cfg)
+    results = run_step(cfg, resume=args.resume)
+    link_step0(cfg)
+    return results
 
 
 def cli(argv=None):

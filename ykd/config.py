@@ -36,6 +36,19 @@ def _add_continual_config(cfg: CN) -> None:
     # Root of scenario outputs; a step writes to <root>/<dataset>/<scenario>/<method>/step<t>
     # (OUTPUT_DIR is derived from it) [§8].
     cfg.CONTINUAL.OUTPUT_ROOT = "./output"
+    # Config overrides ("KEY", "VALUE", ...) applied last, at steps >= 1 only:
+    # the incremental steps' schedule (e.g. MMA's 2.5K-10K iterations at LR 4e-4, Y-KD's LR 1e-3).
+    cfg.CONTINUAL.INCREMENTAL_OPTS = []
+    # Checkpoint that a step t >= 1 starts from; empty = step t-1's model_final.pth in the output
+    # tree. (MODEL.WEIGHTS stays the initialisation of step 0 and of joint training.)
+    cfg.CONTINUAL.PREVIOUS_WEIGHTS = ""
+    # Derived by the engine (like OUTPUT_DIR): the folder of the step 0 that this config shares with
+    # every method of its scenario [§8].
+    cfg.CONTINUAL.STEP0_DIR = ""
+    # Evaluation extras: the MMA/Y-KD papers' VOC AP (all-point, IoU .50:.05:.95) and the expected
+    # calibration error of detection scores [§6].
+    cfg.CONTINUAL.EVAL_VOC_METRIC = False
+    cfg.CONTINUAL.EVAL_CALIBRATION = True
 
 
 def _add_synthetic_config(cfg: CN) -> None:
@@ -82,6 +95,11 @@ def _add_ykd_model_config(cfg: CN) -> None:
     cfg.MODEL.YKD.KD_PROPOSALS = CN()
     cfg.MODEL.YKD.KD_PROPOSALS.TOPK = 128
     cfg.MODEL.YKD.KD_PROPOSALS.PER_IMAGE = 64
+    # Of those, how many (the first ones of the random sample, so a random subset) mask KD uses;
+    # -1 = all PER_IMAGE [§2 step 6]. Mask KD dominates the cost of a Y-KD iteration (two mask
+    # heads on 64 ROIs per image, about 8x the supervised mask work): e.g. 8 makes it an unbiased
+    # estimate of the same loss, with more variance, at a fraction of the cost.
+    cfg.MODEL.YKD.KD_PROPOSALS.MASK_PER_IMAGE = -1
     # Weights of the distillation losses; all 0 = fine-tuning, the teacher never runs [§2 step 6].
     cfg.MODEL.YKD.KD_WEIGHTS = CN()
     # loss_kd_cls: ROI classification KD (the loss named by MODEL.YKD.KD_CLS.NAME).

@@ -6,62 +6,83 @@ import os
 import pytest
 
 from tests.conftest import REPO_ROOT, load_tool
+from tests.engine.conftest import instant_opts
 
 train_net = load_tool("train_net")
-CONFIG = os.path.join(REPO_ROOT, "configs", "quick_schedules", "synthetic_instant_test.yaml")
+CONFIG = os.path.join(REPO_ROOT, "configs", "synthetic", "ft.yaml")
 
 
-def _args(tmp_path, *extra, opts=()):
-    argv = ["--config-file", CONFIG, "--scenario", "3-1", *extra]
-    argv += [
-        "SYNTHETIC.ROOT",
-        str(tmp_path / "data"),
-        "CONTINUAL.OUTPUT_ROOT",
-        str(tmp_path / "out"),
-    ]
-    return train_net.build_parser().parse_args(argv + list(opts))
+def _args(root, *extra, opts=()):
+    argv = ["--config-file", CONFIG, "--scenario", "10-5", *extra]
+    return train_net.build_parser().parse_args(argv + instant_opts(str(root)) + list(opts))
+
+
+def _iterations(step_dir):
+    with open(step_dir / "metrics.json") as f:
+        return [json.loads(line)["iteration"] for line in f if '"total_loss"' in line]
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("train_net")
-    results = train_net.main(_args(tmp_path, "--step", "0"))
-    step_dir = tmp_path / "out" / "synthetic" / "3-1" / "ft" / "step0"
-    return tmp_path, step_dir, results
+    root = tmp_path_factory.mktemp("train_net")
+    results = train_net.main(_args(root, "--step", "0"))
+    return root, root / "out" / "synthetic" / "10-5" / "ft" / "step0", results
 
 
 def test_step0_writes_layout_and_results(trained):
-    _, step_dir, results = trained
+    root, step_dir, results = trained
+    assert step_dir.is_symlink()
+    shared = root / "out" / "synthetic" / "10-5" / "shared_step0"
+    assert os.path.realpath(step_dir) == os.path.realpath(next(shared.iterdir()))
     for name in ("config.yaml", "model_final.pth", "metrics.json", "eval.json"):
         assert (step_dir / name).is_file(), name
-    with open(step_dir / "eval.json") as f:
-        written = json.load(f)
+    written = json.loads((step_dir / "eval.json").read_text())
     for task in ("bbox", "segm"):
-        for key in ("all/AP", "all/AP50", "new/AP", "1-3/AP"):
+        for key in ("all/AP", "all/AP50", "new/AP", "1-10/AP"):
             assert key in written[task]
         assert not any(key.startswith("old/") for key in written[task])
-        assert written[task]["all/AP"] == pytest.approx(results[task]["all/AP"], nan_ok=True)
-    with open(step_dir / "metrics.json") as f:
-        iterations = [json.loads(line)["iteration"] for line in f if '"total_loss"' in line]
-    assert iterations[-1] == 3
+        assert written[task]["all/AP"] == pytest.approx(results[task]["all/AP"])
+    assert _iterations(step_dir)[-1] == 3
 
 
 def test_eval_only_reproduces_final_evaluation(trained):
-    tmp_path, _, results = trained
-    again = train_net.main(_args(tmp_path, "--step", "0", "--eval-only"))
+    root, _, results = trained
+    again = train_net.main(_args(root, "--step", "0", "--eval-only"))
     for task in ("bbox", "segm"):
-        assert again[task]["all/AP"] == pytest.approx(results[task]["all/AP"], nan_ok=True)
+        assert again[task]["all/AP"] == pytest.approx(results[task]["all/AP"])
 
 
 def test_resume_continues_from_last_checkpoint(trained):
-    tmp_path, step_dir, _ = trained
-    train_net.main(_args(tmp_path, "--step", "0", "--resume", opts=["SOLVER.MAX_ITER", "6"]))
-    with open(step_dir / "metrics.json") as f:
-        iterations = [json.loads(line)["iteration"] for line in f if '"total_loss"' in line]
-    assert iterations[-1] == 5
-    assert iterations.count(3) == 1  # iterations 0-3 were not trained again
+    root, step_dir, _ = trained
+    # Simulate a run killed after its checkpoint of iteration 1 (CHECKPOINT_PERIOD 2).
+    (step_dir / "model_final.pth").unlink()
+    (step_dir / "last_checkpoint").write_text("model_0000001.pth")
+    train_net.main(_args(root, "--step", "0", "--resume"))
+    assert (step_dir / "model_final.pth").is_file()
+    assert "Starting training from iteration 2" in (step_dir / "log.txt").read_text()
+    assert _iterations(step_dir) == [3, 3]
 
 
 def test_eval_only_without_checkpoint_names_the_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match="train this step first"):
         train_net.main(_args(tmp_path, "--step", "1", "--eval-only"))
+
+
+def test_step_without_previous_checkpoint_names_file_and_command(tmp_path):
+    with pytest.raises(FileNotFoundError) as error:
+        train_net.main(_args(tmp_path, "--step", "1"))
+    message = str(error.value)
+    assert os.path.join("shared_step0") in message and "model_final.pth" in message
+    assert "--scenario 10-5 --step 0" in message
+
+
+def test_checkpoint_of_another_scenario_is_refused(trained):
+    root, step_dir, _ = trained
+    previous = ["CONTINUAL.PREVIOUS_WEIGHTS", str(step_dir / "model_final.pth")]
+    args = train_net.build_parser().parse_args(
+        ["--config-file", CONFIG, "--scenario", "15-5", "--step", "1"]
+        + instant_opts(str(root / "other"))
+        + previous
+    )
+    with pytest.raises(ValueError, match="scenario 10-5 step 0"):
+        train_net.main(args)

@@ -19,7 +19,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets.coco import load_coco_json
 from detectron2.structures import Boxes, BoxMode, Instances
 
-from ykd.evaluation import ContinualEvaluator, class_groups, write_json_atomic
+from ykd.evaluation import ContinualEvaluator, class_groups
 
 HEIGHT, WIDTH = 40, 48
 CATEGORY_NAMES = {1: "a", 2: "b", 3: "c", 4: "d"}
@@ -283,12 +283,3 @@ def test_class_groups():
         class_groups([[0, 2], [1, 3]], 1, 4)
     with pytest.raises(ValueError, match="in order"):
         class_groups([[0, 1], [2, 3]], 1, 3)
-
-
-def test_write_json_atomic_keeps_the_old_file_on_error(tmp_path):
-    path = tmp_path / "eval.json"
-    write_json_atomic(str(path), {"segm": {"all/AP": 1.0}})
-    with pytest.raises(ValueError):
-        write_json_atomic(str(path), {"segm": {"all/AP": float("nan")}})
-    assert json.loads(path.read_text()) == {"segm": {"all/AP": 1.0}}
-    assert os.listdir(tmp_path) == ["eval.json"]

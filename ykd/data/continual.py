@@ -63,7 +63,9 @@ def register_step_datasets(cfg, step: int | None = None) -> StepDatasets:
     scenario.check_step(step)
     setting = check_setting(continual.SETTING)
 
-    prefix = f"{source.name}_{scenario.name}_{setting}" + ("_joint" if continual.JOINT else "")
+    # Joint training only differs from the others after step 0 (step 0 labels all its classes).
+    joint = bool(continual.JOINT) and step > 0
+    prefix = f"{source.name}_{scenario.name}_{setting}" + ("_joint" if joint else "")
     if class_order != list(source.class_names):
         digest = hashlib.sha1(",".join(class_order).encode()).hexdigest()[:8]
         prefix += f"_order{digest}"
@@ -87,7 +89,7 @@ def register_step_datasets(cfg, step: int | None = None) -> StepDatasets:
             datasets,
             is_train=is_train,
             setting=setting,
-            joint=continual.JOINT,
+            joint=joint,
             name=name,
         )
         DatasetCatalog.register(name, loader)

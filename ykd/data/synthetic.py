@@ -25,13 +25,14 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from contextlib import contextmanager
 
 import cv2
 import numpy as np
 import pycocotools.mask as mask_util
+
+from ..utils import write_json_atomic
 
 __all__ = ["SYNTHETIC_CLASSES", "ensure_synthetic", "generate_synthetic", "main"]
 
@@ -246,20 +247,6 @@ def _params(num_train: int, num_val: int, image_size: int, seed: int) -> dict:
     }
 
 
-def _write_json_atomic(obj: dict, path: str) -> None:
-    """Write ``obj`` as json to ``path`` through a temporary file and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp_", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; the cache is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _build_split(root: str, split: str, num_images: int, params: dict) -> dict:
     """Draw and save the images of one split; return its COCO dict."""
     image_size = params["image_size"]
@@ -307,8 +294,8 @@ def _generate(root: str, params: dict) -> None:
         os.remove(marker)
     for split in SPLIT_IDS:
         coco = _build_split(root, split, params[f"num_{split}"], params)
-        _write_json_atomic(coco, os.path.join(root, f"{split}.json"))
-    _write_json_atomic(params, marker)
+        write_json_atomic(os.path.join(root, f"{split}.json"), coco, indent=None)
+    write_json_atomic(marker, params, indent=None)
     logger.info("Synthetic dataset written to %s in %.1fs", root, time.perf_counter() - start)
 
 

@@ -1,11 +1,24 @@
-"""Building the config of one step of a continual scenario."""
+"""Building the config of one step of a continual scenario, and where the step's files go."""
 
+import hashlib
 import os
 
 from detectron2.config import CfgNode, get_cfg
 
 from ..config import add_ykd_config
 from ..data import StepDatasets, register_step_datasets
+
+# Keys that do not change step 0: every method of a scenario shares one trained step 0.
+_METHOD_ONLY_KEYS = (
+    "OUTPUT_DIR",
+    "CONTINUAL.METHOD",
+    "CONTINUAL.JOINT",
+    "CONTINUAL.OUTPUT_ROOT",
+    "CONTINUAL.INCREMENTAL_OPTS",
+    "CONTINUAL.STEP0_DIR",
+    "CONTINUAL.PREVIOUS_WEIGHTS",
+    "MODEL.YKD",
+)
 
 
 def get_ykd_cfg() -> CfgNode:
@@ -15,23 +28,81 @@ def get_ykd_cfg() -> CfgNode:
     return cfg
 
 
-def step_output_dir(cfg: CfgNode, datasets: StepDatasets) -> str:
-    """``<OUTPUT_ROOT>/<dataset>/<scenario>/<method>/step<t>`` (DESIGN.md §8)."""
-    continual = cfg.CONTINUAL
-    return os.path.join(
-        continual.OUTPUT_ROOT,
-        continual.DATASET,
-        datasets.scenario.name,
-        continual.METHOD,
-        f"step{datasets.step}",
-    )
+def scenario_dir(cfg: CfgNode) -> str:
+    """``<OUTPUT_ROOT>/<dataset>/<scenario>``: the outputs of every method of a scenario."""
+    return os.path.join(cfg.CONTINUAL.OUTPUT_ROOT, cfg.CONTINUAL.DATASET, cfg.CONTINUAL.SCENARIO)
+
+
+def method_dir(cfg: CfgNode) -> str:
+    """``<OUTPUT_ROOT>/<dataset>/<scenario>/<method>`` (DESIGN.md §8)."""
+    return os.path.join(scenario_dir(cfg), cfg.CONTINUAL.METHOD)
+
+
+def step0_key(cfg: CfgNode) -> str:
+    """A digest of the step-0 config without the keys that only matter to later steps."""
+    neutral = cfg.clone()
+    neutral.defrost()
+    for key in _METHOD_ONLY_KEYS:
+        parent, _, name = key.rpartition(".")
+        node = neutral
+        for part in filter(None, parent.split(".")):
+            node = node[part]
+        node.pop(name, None)
+    return hashlib.sha1(neutral.dump().encode()).hexdigest()[:10]
+
+
+def step_output_dir(cfg: CfgNode, step: int) -> str:
+    """
+    The output folder of a step: ``<method dir>/step<t>`` for t >= 1. Step 0 is trained once per
+    scenario and step-0 config, in ``CONTINUAL.STEP0_DIR``
+    (``<scenario dir>/shared_step0/<digest>``); each method's ``step0`` links to it.
+    """
+    if step == 0:
+        return cfg.CONTINUAL.STEP0_DIR
+    return os.path.join(method_dir(cfg), f"step{step}")
+
+
+def link_shared_step0(cfg: CfgNode) -> str:
+    """Make ``<method dir>/step0`` a relative link to the shared step-0 folder; return its path."""
+    link = os.path.join(method_dir(cfg), "step0")
+    target = os.path.relpath(cfg.CONTINUAL.STEP0_DIR, os.path.dirname(link))
+    if os.path.islink(link) and os.readlink(link) == target:
+        return link
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    tmp = f"{link}.{os.getpid()}.tmp"
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+    return link
+
+
+def previous_step_checkpoint(cfg: CfgNode) -> str:
+    """
+    The checkpoint that step t >= 1 starts from: ``CONTINUAL.PREVIOUS_WEIGHTS`` when set, else the
+    ``model_final.pth`` of step t-1 in the scenario's output tree.
+
+    Raises:
+        FileNotFoundError: naming the missing file and the command that makes it.
+    """
+    step = cfg.CONTINUAL.STEP
+    previous = os.path.join(step_output_dir(cfg, step - 1), "model_final.pth")
+    path = cfg.CONTINUAL.PREVIOUS_WEIGHTS or previous
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"Step {step} of {cfg.CONTINUAL.DATASET} {cfg.CONTINUAL.SCENARIO}"
+            f" ({cfg.CONTINUAL.METHOD}) starts from {path}, which does not exist: train step"
+            f" {step - 1} first (tools/train_net.py --config-file <this config> --scenario"
+            f" {cfg.CONTINUAL.SCENARIO} --step {step - 1}), run all steps with --all-steps, or"
+            " set CONTINUAL.PREVIOUS_WEIGHTS."
+        )
+    return path
 
 
 def configure_step(cfg: CfgNode, step: int | None = None) -> StepDatasets:
     """
     Point ``cfg`` (in place, unfrozen) at one step of its scenario: register the step's datasets and
     set ``DATASETS.TRAIN/TEST``, the number of classes (all seen classes, per task in
-    ``MODEL.YKD.NUM_CLASSES_PER_TASK``) and ``OUTPUT_DIR``.
+    ``MODEL.YKD.NUM_CLASSES_PER_TASK``; one task of all seen classes for joint training) and
+    ``OUTPUT_DIR`` (at step 0 also ``CONTINUAL.STEP0_DIR``).
 
     Args:
         step: the step; default ``cfg.CONTINUAL.STEP``.
@@ -41,16 +112,22 @@ def configure_step(cfg: CfgNode, step: int | None = None) -> StepDatasets:
     cfg.CONTINUAL.SCENARIO = datasets.scenario.name
     cfg.DATASETS.TRAIN = (datasets.train_name,)
     cfg.DATASETS.TEST = (datasets.test_name,)
-    cfg.MODEL.ROI_HEADS.NUM_CLASSES = datasets.scenario.num_seen(datasets.step)
-    cfg.MODEL.YKD.NUM_CLASSES_PER_TASK = datasets.num_classes_per_task
-    cfg.OUTPUT_DIR = step_output_dir(cfg, datasets)
+    num_seen = datasets.scenario.num_seen(datasets.step)
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = num_seen
+    per_task = [num_seen] if cfg.CONTINUAL.JOINT else datasets.num_classes_per_task
+    cfg.MODEL.YKD.NUM_CLASSES_PER_TASK = per_task
+    if datasets.step == 0:
+        cfg.CONTINUAL.STEP0_DIR = os.path.join(scenario_dir(cfg), "shared_step0", step0_key(cfg))
+    cfg.OUTPUT_DIR = step_output_dir(cfg, datasets.step)
     return datasets
 
 
 def setup_step_cfg(config_file: str, opts: list[str], scenario=None, step=None) -> CfgNode:
     """
-    The frozen config of one step: defaults, ``config_file``, ``opts``, then ``scenario`` and
-    ``step`` when given (they override ``CONTINUAL.SCENARIO`` / ``CONTINUAL.STEP``).
+    The frozen config of one step: defaults, ``config_file``, ``opts``, ``scenario`` and ``step``
+    when given (they override ``CONTINUAL.SCENARIO`` / ``CONTINUAL.STEP``), then, at steps >= 1,
+    ``CONTINUAL.INCREMENTAL_OPTS`` (the incremental schedule wins over the step-0 one; change it
+    with ``CONTINUAL.INCREMENTAL_OPTS "['SOLVER.MAX_ITER', '800']"`` in ``opts``).
     """
     cfg = get_ykd_cfg()
     if config_file:
@@ -58,6 +135,13 @@ def setup_step_cfg(config_file: str, opts: list[str], scenario=None, step=None) 
     cfg.merge_from_list(list(opts))
     if scenario is not None:
         cfg.CONTINUAL.SCENARIO = scenario
-    configure_step(cfg, step)
+    if step is not None:
+        cfg.CONTINUAL.STEP = step
+    if cfg.CONTINUAL.STEP > 0:
+        step0 = cfg.clone()
+        configure_step(step0, 0)
+        cfg.CONTINUAL.STEP0_DIR = step0.CONTINUAL.STEP0_DIR
+        cfg.merge_from_list(list(cfg.CONTINUAL.INCREMENTAL_OPTS))
+    configure_step(cfg)
     cfg.freeze()
     return cfg

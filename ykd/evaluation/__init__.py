@@ -6,7 +6,6 @@ from .continual_evaluator import (
     class_groups,
     group_means,
     summary_table,
-    write_json_atomic,
 )
 from .voc_ap import (
     VOC_IOU_THRESHOLDS,
@@ -30,5 +29,4 @@ __all__ = [
     "match_detections",
     "summary_table",
     "voc_ap",
-    "write_json_atomic",
 ]

@@ -7,14 +7,13 @@ range (``1-15``, ``16-20``, a single class ``16``), plus the range of all increm
 there are two or more of them (``16-20`` in ``15-1``, as the papers report it). See DESIGN.md §6.
 """
 
-import json
 import os
-import tempfile
 
 import numpy as np
 from detectron2.evaluation import COCOEvaluator
 from tabulate import tabulate
 
+from ..utils import write_json_atomic
 from .calibration import detection_ece
 from .voc_ap import average_precision, match_coco_detections
 
@@ -85,21 +84,6 @@ def group_means(per_class: dict[str, np.ndarray], groups: dict[str, list[int]]) 
             if values.size:
                 means[f"{group}/{metric}"] = float(values.mean())
     return means
-
-
-def write_json_atomic(path: str, data) -> None:
-    """Write ``data`` as JSON to a local ``path`` through a temporary file and ``os.replace``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as f:
-        try:
-            json.dump(data, f, indent=2, allow_nan=False)
-            f.flush()
-            os.fsync(f.fileno())
-        except BaseException:
-            os.unlink(f.name)
-            raise
-    os.replace(f.name, path)
 
 
 def _finite_or_none(value):
