@@ -5,20 +5,27 @@ the shared trunk) and separate-teacher KD (the teacher runs its own trunk), meas
 and 4 task modules ("all" modules). Goals: Y-KD / fine-tuning <= 1.15, inference(4) / (1) <= 1.3.
 
     python bench/step_time.py [--quick] [--config-file configs/base/....yaml] [--threads 2]
+        [--mask-per-image 8] [--inference-rpn latest]
+
+OpenMP threads sleep at barriers (OMP_WAIT_POLICY=PASSIVE unless set): spinning threads made
+iterations take seconds instead of milliseconds on a shared, busy CPU.
 """
 
 import argparse
+import os
 import statistics
 import time
 
-import torch
-from detectron2.config import get_cfg
-from detectron2.modeling import build_model
-from detectron2.structures import BitMasks, Boxes, Instances
-from detectron2.utils.events import EventStorage
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP
 
-import ykd.modeling  # noqa: F401  (registration)
-from ykd.config import add_ykd_config
+import torch  # noqa: E402
+from detectron2.config import get_cfg  # noqa: E402
+from detectron2.modeling import build_model  # noqa: E402
+from detectron2.structures import BitMasks, Boxes, Instances  # noqa: E402
+from detectron2.utils.events import EventStorage  # noqa: E402
+
+import ykd.modeling  # noqa: E402, F401  (registration)
+from ykd.config import add_ykd_config  # noqa: E402
 
 TRAIN_METHODS = ("fine-tuning", "y-kd", "separate-teacher")
 INFERENCE_MODULES = (1, 2, 4)
@@ -140,12 +147,20 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128, help="image side in pixels")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     parser.add_argument("--mkldnn", action="store_true", help="keep oneDNN (slow on new shapes)")
+    parser.add_argument(
+        "--mask-per-image", type=int, default=-1, help="MODEL.YKD.KD_PROPOSALS.MASK_PER_IMAGE"
+    )
+    parser.add_argument(
+        "--inference-rpn", default="per_task", help="MODEL.YKD.INFERENCE.RPN (per_task, latest)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.backends.mkldnn.enabled = args.mkldnn
     repeats, warmup = (3, 1) if args.quick else (20, 3)
     cfg = small_cfg(args.config_file)
+    cfg.MODEL.YKD.KD_PROPOSALS.MASK_PER_IMAGE = args.mask_per_image
+    cfg.MODEL.YKD.INFERENCE.RPN = args.inference_rpn
 
     train = bench_training(cfg, repeats, warmup, args.batch, args.size)
     for method, seconds in train.items():
@@ -162,7 +177,8 @@ def main() -> None:
     verdict = "OK" if ykd <= 1.15 and modules <= 1.3 else "GOAL MISSED"
     print(
         f"step_time: y-kd/ft={ykd:.2f} separate/ft={separate:.2f} infer4/infer1={modules:.2f}"
-        f" batch={args.batch}x{args.size}px threads={torch.get_num_threads()} {verdict}"
+        f" batch={args.batch}x{args.size}px threads={torch.get_num_threads()}"
+        f" mask_per_image={args.mask_per_image} inference_rpn={args.inference_rpn} {verdict}"
     )
 
 

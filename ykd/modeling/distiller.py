@@ -1,6 +1,7 @@
 """The distillation terms of a Y-KD step t >= 1: teacher module t-1 against student module t."""
 
-from collections.abc import Callable
+from itertools import accumulate
+from typing import NamedTuple
 
 import torch
 from detectron2.config import configurable
@@ -10,18 +11,25 @@ from torch import nn
 from ykd.distillation import build_kd_loss_from_cfg
 
 from .losses import box_kd_loss, mask_kd_loss, rpn_kd_loss
+from .mask_head import UniqueMaskHead
+from .roi_heads import BoxOutputs
 from .rpn import AnchorOutputs
 from .task_module import TaskModule
 
-__all__ = ["YKDDistiller"]
+__all__ = ["KDProposals", "YKDDistiller"]
 
-MaskLogitsFn = Callable[
-    [dict[str, torch.Tensor], list[Boxes], TaskModule, torch.Tensor | None, bool], torch.Tensor
-]
-"""
-(features, boxes, task module, its ROI features of the boxes or None, teacher?) -> (R, K, M, M) mask
-logits of the boxes by the student's (teacher? False) or the teacher's (True) mask head.
-"""
+
+class KDProposals(NamedTuple):
+    """What the teacher's RPN gives distillation (:meth:`YKDDistiller.propose`)."""
+
+    anchor_outputs: AnchorOutputs
+    """The teacher RPN's anchor outputs."""
+    boxes: list[Boxes] | None
+    """Per image, the Ri distillation boxes (None without ROI distillation)."""
+    mask_boxes: list[Boxes] | None
+    """Per image, the first ones of ``boxes`` that mask distillation uses (None without it)."""
+    mask_rows: torch.Tensor | None
+    """Rows of the mask boxes among the concatenated ``boxes``; None: all rows."""
 
 
 class YKDDistiller(nn.Module):
@@ -30,7 +38,9 @@ class YKDDistiller(nn.Module):
     step 5-6); only terms with a positive weight are computed and returned. The teacher's RPN
     proposes boxes with its test-time settings; the ``num_proposals_topk`` best by objectness are
     kept and ``num_proposals_per_image`` of them sampled at random; teacher and student ROI heads
-    then run on the same boxes. Teacher outputs are computed under ``torch.no_grad``.
+    then run on the same boxes (the mask heads on the first ``num_mask_proposals_per_image`` of
+    them). Teacher outputs are computed under ``torch.no_grad``. With a shared trunk the teacher
+    reuses the student's ROI-pooled features of the boxes (detached): both pool the same features.
     """
 
     @configurable
@@ -41,6 +51,7 @@ class YKDDistiller(nn.Module):
         loss_weights: dict[str, float],
         num_proposals_topk: int = 128,
         num_proposals_per_image: int = 64,
+        num_mask_proposals_per_image: int = -1,
         rpn_delta_threshold: float = 0.1,
     ):
         """
@@ -51,6 +62,8 @@ class YKDDistiller(nn.Module):
                 "loss_kd_rpn" (missing = 0).
             num_proposals_topk: teacher proposals kept per image, by objectness.
             num_proposals_per_image: of those, proposals sampled at random per image.
+            num_mask_proposals_per_image: of those, how many (the first ones of the random
+                sample) mask distillation uses; -1: all.
             rpn_delta_threshold: objectness gap above which RPN deltas are distilled.
         """
         super().__init__()
@@ -60,6 +73,7 @@ class YKDDistiller(nn.Module):
             raise ValueError("A positive loss_kd_cls weight needs a kd_cls_loss")
         self.num_proposals_topk = num_proposals_topk
         self.num_proposals_per_image = num_proposals_per_image
+        self.num_mask_proposals_per_image = num_mask_proposals_per_image
         self.rpn_delta_threshold = rpn_delta_threshold
 
     @classmethod
@@ -77,6 +91,7 @@ class YKDDistiller(nn.Module):
             },
             "num_proposals_topk": cfg.MODEL.YKD.KD_PROPOSALS.TOPK,
             "num_proposals_per_image": cfg.MODEL.YKD.KD_PROPOSALS.PER_IMAGE,
+            "num_mask_proposals_per_image": cfg.MODEL.YKD.KD_PROPOSALS.MASK_PER_IMAGE,
             "rpn_delta_threshold": cfg.MODEL.YKD.RPN_KD_DELTA_THRESH,
         }
 
@@ -89,6 +104,45 @@ class YKDDistiller(nn.Module):
     def distils_masks(self) -> bool:
         return "loss_kd_mask" in self.loss_weights
 
+    @property
+    def distils_rois(self) -> bool:
+        """Whether a term needs distillation boxes (then the box branches all run on them)."""
+        return bool(self.loss_weights.keys() & {"loss_kd_cls", "loss_kd_box", "loss_kd_mask"})
+
+    @torch.no_grad()
+    def propose(
+        self,
+        images: ImageList,
+        teacher_features: dict[str, torch.Tensor],
+        teacher: TaskModule,
+        anchors: list[Boxes],
+    ) -> KDProposals:
+        """
+        The teacher's RPN outputs and, with ROI terms, the distillation boxes.
+
+        Args:
+            images: the input images.
+            teacher_features: the teacher's features (the student's with a shared trunk).
+            teacher: task module t-1 (frozen, in eval mode).
+            anchors: the anchors of the features (the student RPN's).
+        """
+        anchor_outputs = teacher.proposal_generator.predict_anchors(teacher_features, anchors)
+        if not self.distils_rois:
+            return KDProposals(anchor_outputs, None, None, None)
+        proposals, _ = teacher.proposal_generator(
+            images, teacher_features, anchor_outputs=anchor_outputs
+        )
+        boxes = self._sample_boxes(proposals)
+        if not self.distils_masks:
+            return KDProposals(anchor_outputs, boxes, None, None)
+        keep = self.num_mask_proposals_per_image
+        if keep < 0 or all(len(b) <= keep for b in boxes):
+            return KDProposals(anchor_outputs, boxes, boxes, None)
+        starts = accumulate([len(b) for b in boxes[:-1]], initial=0)
+        rows = [torch.arange(s, s + min(len(b), keep)) for s, b in zip(starts, boxes, strict=True)]
+        mask_rows = torch.cat(rows).to(boxes[0].device)
+        return KDProposals(anchor_outputs, boxes, [b[:keep] for b in boxes], mask_rows)
+
     def _sample_boxes(self, proposals: list[Instances]) -> list[Boxes]:
         boxes = []
         for p in proposals:
@@ -99,34 +153,34 @@ class YKDDistiller(nn.Module):
 
     def forward(
         self,
-        images: ImageList,
-        features: dict[str, torch.Tensor],
-        teacher_features: dict[str, torch.Tensor],
-        student: TaskModule,
-        teacher: TaskModule,
+        kd: KDProposals,
         student_anchor_outputs: AnchorOutputs,
-        mask_logits: MaskLogitsFn,
+        student_boxes: BoxOutputs | None,
+        student_masks: tuple[torch.Tensor, torch.Tensor] | None,
+        teacher: TaskModule,
+        teacher_features: dict[str, torch.Tensor] | None,
+        teacher_mask_head: UniqueMaskHead | None,
     ) -> dict[str, torch.Tensor]:
         """
         Args:
-            images: the input images.
-            features: the student's (trunk) features.
-            teacher_features: the teacher's features (``features`` itself with a shared trunk).
-            student, teacher: task modules t and t-1 (the teacher is frozen, in eval mode).
-            student_anchor_outputs: the student RPN's :meth:`TaskRPN.predict_anchors` on
-                ``features``.
-            mask_logits: computes mask logits of given boxes for the student or the teacher.
+            kd: the teacher's RPN outputs and the distillation boxes, from :meth:`propose`.
+            student_anchor_outputs: the student RPN's :meth:`TaskRPN.predict_anchors`.
+            student_boxes: the student's box branch on ``kd.boxes`` (None without ROI terms).
+            student_masks: the student mask head's (Rm, C, M', M') input and (Rm, K, M, M)
+                logits on ``kd.mask_boxes`` (None without mask distillation).
+            teacher: task module t-1 (frozen, in eval mode).
+            teacher_features: the teacher's own trunk features; None with a shared trunk (the
+                teacher reuses the student's pooled features).
+            teacher_mask_head: the frozen mask head over the old classes (mask distillation).
 
         Returns:
             dict of weighted losses.
         """
         losses = {}
-        with torch.no_grad():
-            teacher_anchor_outputs = teacher.proposal_generator.predict_anchors(teacher_features)
         if "loss_kd_rpn" in self.loss_weights:
             (_, s_objectness, s_deltas), (_, t_objectness, t_deltas) = (
                 student_anchor_outputs,
-                teacher_anchor_outputs,
+                kd.anchor_outputs,
             )
             losses["loss_kd_rpn"] = rpn_kd_loss(
                 torch.cat(s_objectness, dim=1),
@@ -135,29 +189,34 @@ class YKDDistiller(nn.Module):
                 torch.cat(t_deltas, dim=1),
                 delta_threshold=self.rpn_delta_threshold,
             )
-        if not self.loss_weights.keys() & {"loss_kd_cls", "loss_kd_box", "loss_kd_mask"}:
+        if not self.distils_rois:
             return self._weighted(losses)
-
         with torch.no_grad():
-            proposals, _ = teacher.proposal_generator(
-                images, teacher_features, anchor_outputs=teacher_anchor_outputs
-            )
-            boxes = self._sample_boxes(proposals)
-            (t_logits, t_deltas), t_roi_features = teacher.roi_heads.forward_on_boxes(
-                teacher_features, boxes
-            )
-        (s_logits, s_deltas), s_roi_features = student.roi_heads.forward_on_boxes(features, boxes)
+            if teacher_features is None:
+                pooled = student_boxes.pooled.detach()
+            else:
+                pooled = teacher.roi_heads.pool(teacher_features, kd.boxes)
+            t_boxes = teacher.roi_heads.predict_pooled(pooled)
         if "loss_kd_cls" in self.loss_weights:
             losses["loss_kd_cls"] = self.kd_cls_loss(
-                s_logits, t_logits, num_rois_per_image=[len(b) for b in boxes]
+                student_boxes.scores, t_boxes.scores, num_rois_per_image=[len(b) for b in kd.boxes]
             )
         if "loss_kd_box" in self.loss_weights:
-            losses["loss_kd_box"] = box_kd_loss(s_deltas, t_deltas)
+            losses["loss_kd_box"] = box_kd_loss(student_boxes.deltas, t_boxes.deltas)
         if self.distils_masks:
             with torch.no_grad():
-                t_masks = mask_logits(teacher_features, boxes, teacher, t_roi_features, True)
-            s_masks = mask_logits(features, boxes, student, s_roi_features, False)
-            losses["loss_kd_mask"] = mask_kd_loss(s_masks, t_masks)
+                if teacher_mask_head.pooler is None:  # C4: the teacher's res5 features
+                    mask_input = t_boxes.roi_features
+                    if kd.mask_rows is not None:
+                        mask_input = mask_input[kd.mask_rows]
+                elif teacher_features is None:
+                    mask_input = student_masks[0].detach()
+                else:
+                    mask_input = teacher_mask_head.roi_features(
+                        teacher_features, kd.mask_boxes, teacher
+                    )
+                t_masks = teacher_mask_head.logits(mask_input)
+            losses["loss_kd_mask"] = mask_kd_loss(student_masks[1], t_masks)
         return self._weighted(losses)
 
     def _weighted(self, losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -7,6 +7,7 @@ from detectron2.config import configurable
 from detectron2.layers import ShapeSpec
 from detectron2.modeling.poolers import ROIPooler
 from detectron2.modeling.roi_heads import Res5ROIHeads, StandardROIHeads, build_mask_head
+from detectron2.modeling.roi_heads.mask_head import mask_rcnn_loss
 from detectron2.structures import Boxes, Instances
 from torch import nn
 
@@ -78,6 +79,14 @@ class UniqueMaskHead(nn.Module):
     def forward(self, roi_features: torch.Tensor, instances: list[Instances]):
         """Detectron2's mask head call: ``{"loss_mask"}`` in training, ``instances`` otherwise."""
         return self.head(roi_features, instances)
+
+    def losses(self, logits: torch.Tensor, instances: list[Instances]) -> dict[str, torch.Tensor]:
+        """
+        ``{"loss_mask"}`` of the head's training call, from (R, K, M, M) mask logits of the R
+        proposals of ``instances`` (with ``gt_classes`` and ``gt_masks``).
+        """
+        loss = mask_rcnn_loss(logits, instances, self.head.vis_period)
+        return {"loss_mask": loss * self.head.loss_weight}
 
     def expand_classes(self, num_new_classes: int) -> None:
         """Grow the predictor by ``num_new_classes`` masks (old ones copied), in place."""

@@ -6,11 +6,12 @@ import torch
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone, GeneralizedRCNN, build_backbone
 from detectron2.modeling.roi_heads import select_foreground_proposals
-from detectron2.structures import Boxes, ImageList, Instances
+from detectron2.structures import ImageList, Instances
 from torch import nn
 
-from ..distiller import YKDDistiller
+from ..distiller import KDProposals, YKDDistiller
 from ..mask_head import UniqueMaskHead
+from ..roi_heads import BoxOutputs, pool_parts
 from ..task_module import TaskModule, freeze_
 
 __all__ = ["YKDRCNN", "config_of_task"]
@@ -225,48 +226,73 @@ class YKDRCNN(nn.Module):
 
         student = self.task_modules[-1]
         anchor_outputs = student.proposal_generator.predict_anchors(features)
-        proposals, losses = student.proposal_generator(
-            images, features, gt_instances, anchor_outputs=anchor_outputs
-        )
-        proposals, detector_losses = student.roi_heads(images, features, proposals, gt_instances)
-        losses.update(detector_losses)
-        if self.mask_head is not None:
-            foreground, _ = select_foreground_proposals(proposals, student.num_classes)
-            boxes = [p.proposal_boxes for p in foreground]
-            losses.update(
-                self.mask_head(self.mask_head.roi_features(features, boxes, student), foreground)
-            )
+        kd, teacher_features = None, None
         if self.distiller is not None and self.num_tasks > 1:
-            teacher_features = features
             if self.teacher_backbone is not None:
                 with torch.no_grad():
                     teacher_features = self.teacher_backbone(images.tensor)
+            kd = self.distiller.propose(
+                images,
+                features if teacher_features is None else teacher_features,
+                self.task_modules[-2],
+                anchor_outputs[0],
+            )
+        proposals, losses = student.proposal_generator(
+            images, features, gt_instances, anchor_outputs=anchor_outputs
+        )
+        proposals, detector_losses, kd_boxes = student.roi_heads.forward_train(
+            images, features, proposals, gt_instances, kd and kd.boxes
+        )
+        losses.update(detector_losses)
+        kd_masks = None
+        if self.mask_head is not None:
+            mask_losses, kd_masks = self._mask_losses(features, proposals, student, kd, kd_boxes)
+            losses.update(mask_losses)
+        if kd is not None:
             losses.update(
                 self.distiller(
-                    images,
-                    features,
-                    teacher_features,
-                    student,
-                    self.task_modules[-2],
+                    kd,
                     anchor_outputs,
-                    self._mask_logits,
+                    kd_boxes,
+                    kd_masks,
+                    self.task_modules[-2],
+                    teacher_features,
+                    self.teacher_mask_head,
                 )
             )
         return losses
 
-    def _mask_logits(
+    def _mask_losses(
         self,
         features: dict[str, torch.Tensor],
-        boxes: list[Boxes],
-        module: TaskModule,
-        roi_features: torch.Tensor | None,
-        teacher: bool,
-    ) -> torch.Tensor:
-        """(R, K, M, M) mask logits of the student's or the teacher's mask head on ``boxes``."""
-        head = self.teacher_mask_head if teacher else self.mask_head
-        if roi_features is None:
-            roi_features = head.roi_features(features, boxes, module)
-        return head.logits(roi_features)
+        proposals: list[Instances],
+        student: TaskModule,
+        kd: KDProposals | None,
+        kd_boxes: BoxOutputs | None,
+    ) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor] | None]:
+        """
+        The supervised ``loss_mask`` on the student's foreground proposals and, with mask
+        distillation, from the same head call, the head's (Rm, C, S, S) input and (Rm, K, M, M)
+        logits on the Rm distillation boxes ``kd.mask_boxes`` (else None).
+        """
+        foreground, _ = select_foreground_proposals(proposals, student.num_classes)
+        boxes = [p.proposal_boxes for p in foreground]
+        if kd is None or kd.mask_boxes is None:
+            roi_features = self.mask_head.roi_features(features, boxes, student)
+            return self.mask_head(roi_features, foreground), None
+        if self.mask_head.pooler is None:  # C4: res5 features of the student's box branch
+            own = self.mask_head.roi_features(features, boxes, student)
+            distilled = kd_boxes.roi_features
+            if kd.mask_rows is not None:
+                distilled = distilled[kd.mask_rows]
+        else:
+            own, distilled = pool_parts(
+                lambda b: self.mask_head.roi_features(features, b, student),
+                [boxes, kd.mask_boxes],
+            )
+        logits = self.mask_head.logits(torch.cat([own, distilled]))
+        losses = self.mask_head.losses(logits[: len(own)], foreground)
+        return losses, (distilled, logits[len(own) :])
 
     def inference(
         self, batched_inputs: list[dict[str, torch.Tensor]], do_postprocess: bool = True
@@ -287,13 +313,20 @@ class YKDRCNN(nn.Module):
         modules = (
             list(self.task_modules) if self.inference_modules == "all" else [self.task_modules[-1]]
         )
-        shared_proposals = None
+        rpns = [m.proposal_generator for m in modules]
         if self.inference_rpn == "latest":
-            shared_proposals, _ = self.task_modules[-1].proposal_generator(images, features)
-        detections = []
-        for module in modules:
-            proposals = shared_proposals or module.proposal_generator(images, features)[0]
-            detections.append(module.roi_heads(images, features, proposals)[0])
+            rpns = [self.task_modules[-1].proposal_generator]
+        anchors, proposals = None, []
+        for rpn in rpns:  # the anchors of the first RPN serve all
+            anchor_outputs = rpn.predict_anchors(features, anchors)
+            anchors = anchor_outputs[0]
+            proposals.append(rpn(images, features, anchor_outputs=anchor_outputs)[0])
+        if len(proposals) < len(modules):  # "latest": one RPN proposes for all modules
+            proposals = proposals * len(modules)
+        detections = [
+            module.roi_heads(images, features, p)[0]
+            for module, p in zip(modules, proposals, strict=True)
+        ]
         top_k = self.task_modules[-1].box_predictor.test_topk_per_image
         results = [_merge(per_image, top_k) for per_image in zip(*detections, strict=True)]
         if self.mask_head is not None:
