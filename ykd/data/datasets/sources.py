@@ -13,6 +13,8 @@ from detectron2.data import MetadataCatalog
 from detectron2.data.datasets import load_coco_json
 from fvcore.common.registry import Registry
 
+from ..validation import validate_coco_json
+
 DATASET_SOURCES = Registry("DATASET_SOURCES")
 DATASET_SOURCES.__doc__ = """
 Registry of continual-learning source datasets. A registered object is called with a config,
@@ -70,8 +72,12 @@ def load_source_split(source: DatasetSource, is_train: bool) -> list[dict]:
     Load one split of a source in Detectron2's dataset-dict format, with each annotation's
     ``category_id`` replaced by the class NAME under the key ``category_name``.
 
+    The annotation file and its images are validated first (once per process and file version),
+    and degenerate annotations dropped: see :mod:`ykd.data.validation`.
+
     Raises:
         FileNotFoundError: naming the missing annotation file or image folder and where to put it.
+        DatasetValidationError: naming the file, record and field of bad input.
     """
     if source.prepare is not None:
         source.prepare()
@@ -87,11 +93,14 @@ def load_source_split(source: DatasetSource, is_train: bool) -> list[dict]:
 
 @functools.lru_cache(maxsize=8)
 def _load_named_cached(json_file: str, image_root: str, stamp: tuple, metadata_name: str):
+    report = validate_coco_json(json_file, image_root)
     if metadata_name in MetadataCatalog.list():
         MetadataCatalog.remove(metadata_name)
-    dicts = load_coco_json(json_file, image_root, dataset_name=metadata_name)
+    dicts = load_coco_json(
+        json_file, image_root, dataset_name=metadata_name, extra_annotation_keys=["id"]
+    )
     names = MetadataCatalog.get(metadata_name).thing_classes
-    for record in dicts:
+    for record in report.drop_skipped(dicts):
         for annotation in record.get("annotations", []):
             annotation["category_name"] = names[annotation.pop("category_id")]
     return dicts
