@@ -2,6 +2,9 @@
 
 import json
 import os
+import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -86,3 +89,17 @@ def test_checkpoint_of_another_scenario_is_refused(trained):
     )
     with pytest.raises(ValueError, match="scenario 10-5 step 0"):
         train_net.main(args)
+
+
+def test_multi_process_cpu_training_is_a_clear_error(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = ["--config-file", CONFIG, "--scenario", "10-5", "--step", "0", "--num-gpus", "2"]
+    argv += ["--dist-url", f"tcp://127.0.0.1:{port}"] + instant_opts(str(tmp_path))
+    script = os.path.join(REPO_ROOT, "tools", "train_net.py")
+    run = subprocess.run(
+        [sys.executable, script, *argv], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode != 0
+    assert "Multi-process training on CPU is not supported" in run.stderr

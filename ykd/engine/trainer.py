@@ -4,6 +4,7 @@ import weakref
 
 from detectron2.data import MetadataCatalog
 from detectron2.engine import DefaultTrainer
+from detectron2.utils import comm
 from torch.nn.parallel import DistributedDataParallel
 
 from ..checkpoint import YKDCheckpointer, make_ykd_meta
@@ -27,6 +28,15 @@ class ContinualTrainer(DefaultTrainer):
       ``MODEL.WEIGHTS`` at every step;
     - evaluation reports old/new/all-class AP and writes ``eval.json`` into ``OUTPUT_DIR``.
     """
+
+    def __init__(self, cfg):
+        if comm.get_world_size() > 1 and cfg.MODEL.DEVICE == "cpu":
+            raise RuntimeError(
+                "Multi-process training on CPU is not supported: Detectron2's DefaultTrainer wraps"
+                " the model in DistributedDataParallel with GPU device_ids; train on CPU with"
+                " --num-gpus 1, or use GPUs (MODEL.DEVICE cuda)."
+            )
+        super().__init__(cfg)
 
     @classmethod
     def build_checkpointer(cls, cfg, model, **checkpointables) -> YKDCheckpointer:
