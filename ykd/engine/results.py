@@ -151,6 +151,7 @@ def plot_comparison(all_results: list[dict], path: str) -> None:
             values = [r["segm"].get(f"{group}/AP", math.nan) for r in results["steps"]]
             axis.plot(steps, values, "-o", label=results["method"])
         axis.set(xlabel="step", title=f"{group} classes")
+        axis.set_xticks(range(len(all_results[0]["steps"])))
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("mask AP")
     axes[-1].legend(fontsize="small")

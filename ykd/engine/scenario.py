@@ -60,7 +60,9 @@ class ScenarioProgress:
 
     def _line(self, step: int, status: str) -> str:
         elapsed = time.perf_counter() - self._start
-        line = f"[scenario {self.scenario} | {self.method}] step {step + 1}/{self.num_steps}"
+        line = (
+            f"[scenario {self.scenario} | {self.method}] step {step} ({step + 1}/{self.num_steps})"
+        )
         line += f" {status}; elapsed {elapsed / 60:.1f} min"
         if self._trained:
             remaining = self.num_steps - step - (0 if self._step_start else 1)
