@@ -12,6 +12,7 @@ shared by the methods of a scenario. ``--all-steps`` skips finished steps, resum
 one, and writes the method's ``results.json``, ``results.md`` and plots.
 """
 
+import argparse
 import logging
 import os
 
@@ -64,15 +65,40 @@ def setup_scenario_step(args, step: int):
     return cfg
 
 
-def evaluate_only(cfg):
-    weights = cfg.MODEL.WEIGHTS or os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
+def split_weights(opts: list[str]) -> tuple[list[str], str | None]:
+    """``opts`` without a ``MODEL.WEIGHTS`` pair, and that pair's value (None if absent)."""
+    keys = list(opts[0::2])
+    if "MODEL.WEIGHTS" not in keys:
+        return list(opts), None
+    index = 2 * keys.index("MODEL.WEIGHTS")
+    return list(opts[:index]) + list(opts[index + 2 :]), opts[index + 1]
+
+
+def evaluate_only(args):
+    """
+    Evaluate the step's ``model_final.pth``, or the ``MODEL.WEIGHTS`` given on the command line
+    (e.g. an averaged checkpoint), whose evaluation goes to ``eval_<name>/`` in the step's folder.
+    The step's folder is that of the config without the command-line weights.
+    """
+    opts, weights = split_weights(args.opts)
+    cfg = setup(argparse.Namespace(**{**vars(args), "opts": opts}))
+    final = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
+    weights = weights or final
     if not os.path.exists(weights):
         raise FileNotFoundError(
             f"--eval-only: no checkpoint {weights}; train this step first or set MODEL.WEIGHTS."
         )
     model = ContinualTrainer.build_model(cfg)
     ContinualTrainer.build_checkpointer(cfg, model).load(weights)
-    return ContinualTrainer.test(cfg, model)
+    folder = cfg.OUTPUT_DIR
+    if os.path.abspath(weights) != os.path.abspath(final):
+        stem = os.path.splitext(os.path.basename(weights))[0]
+        folder = os.path.join(cfg.OUTPUT_DIR, f"eval_{stem}")
+    evaluators = [
+        ContinualTrainer.build_evaluator(cfg, name, output_folder=folder)
+        for name in cfg.DATASETS.TEST
+    ]
+    return ContinualTrainer.test(cfg, model, evaluators=evaluators)
 
 
 def run_step(cfg, resume: bool):
@@ -107,9 +133,9 @@ def run_all_steps(args):
 def main(args):
     if args.all_steps:
         return run_all_steps(args)
-    cfg = setup(args)
     if args.eval_only:
-        return evaluate_only(cfg)
+        return evaluate_only(args)
+    cfg = setup(args)
     results = run_step(cfg, resume=args.resume)
     link_step0(cfg)
     return results

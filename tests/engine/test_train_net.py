@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -53,6 +54,18 @@ def test_eval_only_reproduces_final_evaluation(trained):
     again = train_net.main(_args(root, "--step", "0", "--eval-only"))
     for task in ("bbox", "segm"):
         assert again[task]["all/AP"] == pytest.approx(results[task]["all/AP"])
+
+
+def test_eval_only_of_other_weights_keeps_the_step_evaluation(trained):
+    root, step_dir, _ = trained
+    before = (step_dir / "eval.json").read_text()
+    other = step_dir / "model_other.pth"
+    shutil.copy(step_dir / "model_final.pth", other)
+    train_net.main(_args(root, "--step", "0", "--eval-only", opts=["MODEL.WEIGHTS", str(other)]))
+    assert (step_dir / "eval.json").read_text() == before
+    assert json.loads((step_dir / "eval_model_other" / "eval.json").read_text()) == json.loads(
+        before
+    )
 
 
 def test_resume_continues_from_last_checkpoint(trained):
