@@ -2,7 +2,8 @@
 
 import pytest
 import torch
-from tiny_model import tiny_cfg, tiny_inputs
+
+from tests.modeling.tiny_model import tiny_cfg, tiny_inputs
 
 
 @pytest.fixture(autouse=True)
