@@ -11,15 +11,33 @@ Dynamic Y-KD, module 2 of step 2 interpolated with module 1 of step 1 (α = 0.25
         --weights 0.25 0.75 --output step2/model_alpha0.25.pth \
         --rename task_modules.1.=task_modules.2. --include '^(task_modules\.2|mask_head)\.'
 
-Subcommands: ``average`` (the default when none is named).
+The α sweep of step t of a trained scenario (``sweep``): for each α of the grid, module t and the
+mask head of step t interpolated with step t-1's, θ = α·θ_(t-1) + (1-α)·θ_t, evaluated; writes
+``<step dir>/averaging/``: ``model_alpha<α>.pth``, ``eval_alpha<α>/eval.json``, and
+``averaging.json``, ``averaging.md`` and ``averaging.png`` (old / new / all mask AP against α)::
+
+    python tools/average_checkpoints.py sweep --config-file configs/synthetic/dynamic_ykd.yaml \
+        --scenario 15-5 --step 1 --alphas 0:1:0.25 [OPTS as for tools/train_net.py]
+
+Subcommands: ``average`` (the default when none is named) and ``sweep``.
 """
 
 import argparse
 import os
 import sys
 
+import ykd  # noqa: F401  (registers ykd's datasets and modules, for sweep)
 from ykd.checkpoint.averaging import CLASS_ROWS, average_checkpoint_files, select_keys
-from ykd.utils import torch_save_atomic
+from ykd.checkpoint.sweep import (
+    alpha_label,
+    parse_alpha_grid,
+    plot_sweep,
+    step_average,
+    sweep_record,
+    sweep_table,
+)
+from ykd.engine import ContinualTrainer, previous_step_checkpoint, setup_step_cfg
+from ykd.utils import torch_save_atomic, write_json_atomic, write_text_atomic
 
 DEFAULT_EXCLUDE = r"^backbone\."
 
@@ -105,8 +123,93 @@ def run_average(args: argparse.Namespace) -> str:
     return args.output
 
 
+def _alpha_grid(text: str) -> list[float]:
+    try:
+        return parse_alpha_grid(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def _step(text: str) -> int:
+    step = int(text)
+    if step < 1:
+        raise argparse.ArgumentTypeError(
+            f"the sweep needs a step >= 1 (a previous step), got {step}"
+        )
+    return step
+
+
+def add_sweep_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "sweep",
+        help="evaluate step t with module t and the mask head interpolated with step t-1's",
+        description="The α sweep of step t: θ = α·θ_(t-1) + (1-α)·θ_t, evaluated for each α.",
+    )
+    parser.add_argument("--config-file", required=True, metavar="FILE", help="the method's config")
+    parser.add_argument("--scenario", default=None, help="scenario 'A-B' (CONTINUAL.SCENARIO)")
+    parser.add_argument("--step", type=_step, required=True, help="the step t >= 1")
+    parser.add_argument(
+        "--alphas",
+        type=_alpha_grid,
+        default="0:1:0.25",
+        metavar="START:STOP:STEP",
+        help="the α grid, both ends included (default 0:1:0.25)",
+    )
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER, default=[], help="config options, as for train_net.py"
+    )
+    parser.set_defaults(func=run_sweep)
+
+
+def run_sweep(args: argparse.Namespace) -> dict:
+    """Average, evaluate and tabulate the α sweep described by ``args``; returns the record."""
+    cfg = setup_step_cfg(args.config_file, args.opts, scenario=args.scenario, step=args.step)
+    current = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
+    try:
+        previous = previous_step_checkpoint(cfg)
+        if not os.path.exists(current):
+            raise FileNotFoundError(f"No checkpoint {current}: train step {args.step} first")
+    except FileNotFoundError as err:
+        raise SystemExit(f"average_checkpoints sweep: {err}") from err
+    folder = os.path.join(cfg.OUTPUT_DIR, "averaging")
+    model = ContinualTrainer.build_model(cfg)
+    checkpointer = ContinualTrainer.build_checkpointer(cfg, model)
+    evaluations, checkpoints = [], []
+    for alpha in args.alphas:
+        label = alpha_label(alpha)
+        path = os.path.join(folder, f"model_alpha{label}.pth")
+        try:
+            torch_save_atomic(step_average(previous, current, args.step, alpha), path)
+        except (ValueError, TypeError) as err:
+            raise SystemExit(f"average_checkpoints sweep: {err}") from err
+        checkpointer.load(path)
+        evaluators = [
+            ContinualTrainer.build_evaluator(
+                cfg, name, output_folder=os.path.join(folder, f"eval_alpha{label}")
+            )
+            for name in cfg.DATASETS.TEST
+        ]
+        evaluations.append(ContinualTrainer.test(cfg, model, evaluators=evaluators))
+        checkpoints.append(os.path.relpath(path, cfg.OUTPUT_DIR))
+    record = sweep_record(
+        args.alphas,
+        evaluations,
+        checkpoints,
+        scenario=cfg.CONTINUAL.SCENARIO,
+        method=cfg.CONTINUAL.METHOD,
+        step=args.step,
+        previous=previous,
+        current=current,
+    )
+    write_json_atomic(os.path.join(folder, "averaging.json"), record)
+    write_text_atomic(os.path.join(folder, "averaging.md"), sweep_table(record))
+    plot_sweep(record, os.path.join(folder, "averaging.png"))
+    print(f"Wrote the α sweep to {folder}: best α = {record['best_alpha']}")
+    return record
+
+
 # Subcommand name -> function adding its parser (which sets ``func``, the function that runs it).
-COMMANDS = {"average": add_average_parser}
+COMMANDS = {"average": add_average_parser, "sweep": add_sweep_parser}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,11 +1,14 @@
 """tools/average_checkpoints.py: writes a weights-only-loadable average, never overwrites an input."""
 
+import json
+import math
 import os
 
 import pytest
 import torch
 
-from tests.conftest import load_tool
+from tests.conftest import REPO_ROOT, load_tool
+from tests.engine.conftest import instant_opts
 
 tool = load_tool("average_checkpoints")
 
@@ -102,3 +105,40 @@ def test_rename_maps_the_previous_module_onto_the_new_one(tmp_path, inputs):
     assert torch.equal(checkpoint["model"]["task_modules.1.head.weight"], expected)
     with pytest.raises(SystemExit):
         tool.main([*argv, "--output", output, "--rename", "no-equals-sign"])
+
+
+def test_sweep_evaluates_each_alpha_of_a_trained_step(tmp_path):
+    opts = instant_opts(os.fspath(tmp_path))
+    config = os.path.join(REPO_ROOT, "configs", "synthetic", "dynamic_ykd.yaml")
+    scenario = ["--config-file", config, "--scenario", "15-5"]
+    load_tool("train_net").main(
+        load_tool("train_net").build_parser().parse_args([*scenario, "--all-steps", *opts])
+    )
+    record = tool.main(["sweep", *scenario, "--step", "1", "--alphas", "0:1:0.5", *opts])
+    folder = tmp_path / "out" / "synthetic" / "15-5" / "dynamic_ykd" / "step1" / "averaging"
+    for name in ("averaging.json", "averaging.md", "averaging.png"):
+        assert (folder / name).is_file(), name
+    models = {}
+    for label in ("0", "0.5", "1"):
+        models[label] = torch.load(folder / f"model_alpha{label}.pth", weights_only=True)["model"]
+        assert (folder / f"eval_alpha{label}" / "eval.json").is_file()
+    step0, step1 = (
+        torch.load(folder.parents[1] / f"step{t}" / "model_final.pth", weights_only=True)["model"]
+        for t in (0, 1)
+    )
+    assert all(torch.equal(models["0"][k], v) for k, v in step1.items())
+    # α = 1: module 1 is step 0's module 0 (its grown predictors: in the old-class rows).
+    module = [k for k in step0 if k.startswith("task_modules.0.") and step0[k].is_floating_point()]
+    assert module
+    for key in module:
+        rows = len(step0[key]) - key.endswith(("cls_score.weight", "cls_score.bias"))
+        averaged = models["1"]["task_modules.1." + key[len("task_modules.0.") :]]
+        assert torch.equal(averaged[:rows], step0[key][:rows]), key
+    written = json.loads((folder / "averaging.json").read_text())
+    assert written == record
+    assert [row["alpha"] for row in written["rows"]] == [0.0, 0.5, 1.0]
+    for row in written["rows"]:
+        assert all(math.isfinite(row["segm"][f"{g}/AP"]) for g in ("old", "new", "all"))
+    assert written["best_alpha"] in (0.0, 0.5, 1.0)
+    with pytest.raises(SystemExit):
+        tool.main(["sweep", *scenario, "--step", "1", "--alphas", "0:1:0.3", *opts])

@@ -1,0 +1,189 @@
+r"""
+The α sweep of Dynamic Y-KD (issue 7): for each α of a grid, the step-t model whose task module t
+and mask head are interpolated with the previous step's, θ = α·θ_{t-1} + (1-α)·θ_t (the trunk is
+the step-t one), and a table and plot of its old / new / all-class mask AP against α.
+
+α = 0 is the step-t model, α = 1 puts the step-(t-1) student (``task_modules.<t-1>`` of the
+step-(t-1) checkpoint, renamed ``task_modules.<t>``) and mask head back into it. The evaluation
+loop lives in ``tools/average_checkpoints.py sweep``; this module is the pure part.
+"""
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from matplotlib.figure import Figure
+from tabulate import tabulate
+
+from ..utils import atomic_write
+from .averaging import average_checkpoint_files
+
+__all__ = [
+    "GROUPS",
+    "alpha_label",
+    "best_alpha",
+    "parse_alpha_grid",
+    "plot_sweep",
+    "step_average",
+    "sweep_record",
+    "sweep_table",
+]
+
+GROUPS = ("old", "new", "all")
+_IOU_TYPES = ("segm", "bbox")
+_MAX_ALPHAS = 1001
+
+
+def _decimal(text: str, grid: str) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite():
+        raise ValueError(f"α grid {grid!r}: {text.strip()!r} is not a finite number")
+    return value
+
+
+def parse_alpha_grid(grid: str) -> list[float]:
+    """
+    The α values of ``"START:STOP:STEP"`` (both ends included), in exact decimal steps:
+    ``"0:1:0.25"`` gives ``[0.0, 0.25, 0.5, 0.75, 1.0]``; a single number is a one-value grid.
+
+    Raises:
+        ValueError: not a number / three numbers; an α outside [0, 1]; STOP < START; STEP <= 0
+            (unless START = STOP), or STEP does not divide STOP − START exactly.
+    """
+    parts = grid.split(":")
+    if len(parts) not in (1, 3):
+        raise ValueError(f"α grid {grid!r}: expected START:STOP:STEP (e.g. 0:1:0.25) or one α")
+    values = [_decimal(part, grid) for part in parts]
+    start, stop, step = values if len(values) == 3 else (values[0], values[0], Decimal(1))
+    for name, value in (("START", start), ("STOP", stop)):
+        if not 0 <= value <= 1:
+            raise ValueError(f"α grid {grid!r}: {name} {value} is outside [0, 1]")
+    if stop < start:
+        raise ValueError(f"α grid {grid!r}: STOP {stop} is below START {start}")
+    if stop == start:
+        return [float(start)]
+    if step <= 0:
+        raise ValueError(f"α grid {grid!r}: STEP {step} must be > 0")
+    count, remainder = divmod(stop - start, step)
+    if remainder != 0:
+        raise ValueError(
+            f"α grid {grid!r}: STEP {step} does not divide STOP − START = {stop - start} exactly"
+        )
+    if count + 1 > _MAX_ALPHAS:
+        raise ValueError(f"α grid {grid!r}: {count + 1} values, more than {_MAX_ALPHAS}")
+    return [float(start + i * step) for i in range(int(count) + 1)]
+
+
+def alpha_label(alpha: float) -> str:
+    """α as written in file names (``model_alpha<label>.pth``): ``0``, ``0.25``, ``1``."""
+    return f"{alpha:g}"
+
+
+def step_average(
+    previous: str | os.PathLike, current: str | os.PathLike, step: int, alpha: float
+) -> dict[str, Any]:
+    r"""
+    The checkpoint of step ``step`` (>= 1) for ``alpha``: ``task_modules.<step>`` and the mask
+    head are α·(step-(t-1) checkpoint ``previous``, ``task_modules.<step-1>`` renamed) +
+    (1-α)·(step-t checkpoint ``current``); every other key is the step-t one
+    (:func:`~ykd.checkpoint.averaging.average_checkpoint_files`, grown predictor rows: the
+    shared ones are averaged).
+    """
+    if step < 1:
+        raise ValueError(f"The α sweep needs a step >= 1 (a previous step), got {step}")
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"α must be in [0, 1], got {alpha}")
+    return average_checkpoint_files(
+        [previous, current],
+        [alpha, 1 - alpha],
+        include=rf"^(task_modules\.{step}|mask_head)\.",
+        rename={f"task_modules.{step - 1}.": f"task_modules.{step}."},
+    )
+
+
+def _finite(value) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def sweep_record(
+    alphas: Sequence[float],
+    evaluations: Sequence[Mapping[str, Mapping[str, float]]],
+    checkpoints: Sequence[str],
+    **info,
+) -> dict[str, Any]:
+    """
+    The content of ``averaging.json``: ``info`` (e.g. scenario, method, step), one row per α with
+    its checkpoint and old / new / all AP per IoU type (``segm``, ``bbox``; NaN as None), and
+    ``best_alpha`` (:func:`best_alpha`).
+
+    Args:
+        evaluations: per α, the evaluation results (``{"segm": {"all/AP": ...}, ...}``).
+    """
+    rows = []
+    for alpha, evaluation, checkpoint in zip(alphas, evaluations, checkpoints, strict=True):
+        row = {"alpha": float(alpha), "checkpoint": checkpoint}
+        for iou_type in _IOU_TYPES:
+            metrics = evaluation.get(iou_type, {})
+            row[iou_type] = {f"{g}/AP": _finite(metrics.get(f"{g}/AP")) for g in GROUPS}
+        rows.append(row)
+    return {**info, "rows": rows, "best_alpha": best_alpha(rows)}
+
+
+def best_alpha(rows: Sequence[Mapping[str, Any]]) -> float | None:
+    """The α of the row with the highest all-class mask AP (the first on ties; None if none)."""
+    best = None
+    for row in rows:
+        value = row["segm"].get("all/AP")
+        if value is not None and (best is None or value > best[1]):
+            best = (row["alpha"], value)
+    return None if best is None else best[0]
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def sweep_table(record: Mapping[str, Any]) -> str:
+    """Markdown: old / new / all mask AP and all-class box AP per α, the best α marked ``*``."""
+    headers = ["α", *(f"mask AP {g}" for g in GROUPS), "box AP all", "best"]
+    rows = [
+        [
+            alpha_label(row["alpha"]),
+            *(_fmt(row["segm"][f"{g}/AP"]) for g in GROUPS),
+            _fmt(row["bbox"]["all/AP"]),
+            "*" if row["alpha"] == record["best_alpha"] else "",
+        ]
+        for row in record["rows"]
+    ]
+    title = (
+        f"{record.get('scenario', '')} {record.get('method', '')}, step {record.get('step', '')}:"
+        f" θ = α·θ_(t-1) + (1-α)·θ_t"
+    )
+    table = tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True)
+    return f"### {title}\n\n{table}\n"
+
+
+def plot_sweep(record: Mapping[str, Any], path: str) -> None:
+    """PNG: old / new / all-class mask AP against α, the best α marked by a vertical line."""
+    figure = Figure(figsize=(6, 4), layout="constrained")
+    axis = figure.subplots()
+    alphas = [row["alpha"] for row in record["rows"]]
+    for group in GROUPS:
+        values = [row["segm"][f"{group}/AP"] for row in record["rows"]]
+        axis.plot(alphas, [math.nan if v is None else v for v in values], "-o", label=group)
+    best = record["best_alpha"]
+    if best is not None:
+        axis.axvline(best, color="gray", linestyle="--", label=f"best α = {alpha_label(best)}")
+    axis.set(
+        xlabel="α (weight of step t-1)",
+        ylabel="mask AP",
+        title=f"{record.get('scenario', '')} {record.get('method', '')}, step {record.get('step')}",
+    )
+    axis.legend(fontsize="small")
+    axis.grid(alpha=0.3)
+    atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=100), binary=True)
