@@ -183,13 +183,8 @@ def run_sweep(args: argparse.Namespace) -> dict:
         except (ValueError, TypeError) as err:
             raise SystemExit(f"average_checkpoints sweep: {err}") from err
         checkpointer.load(path)
-        evaluators = [
-            ContinualTrainer.build_evaluator(
-                cfg, name, output_folder=os.path.join(folder, f"eval_alpha{label}")
-            )
-            for name in cfg.DATASETS.TEST
-        ]
-        evaluations.append(ContinualTrainer.test(cfg, model, evaluators=evaluators))
+        evaluation_folder = os.path.join(folder, f"eval_alpha{label}")
+        evaluations.append(ContinualTrainer.test_into(cfg, model, evaluation_folder))
         checkpoints.append(os.path.relpath(path, cfg.OUTPUT_DIR))
     record = sweep_record(
         args.alphas,

@@ -94,11 +94,7 @@ def evaluate_only(args):
     if os.path.abspath(weights) != os.path.abspath(final):
         stem = os.path.splitext(os.path.basename(weights))[0]
         folder = os.path.join(cfg.OUTPUT_DIR, f"eval_{stem}")
-    evaluators = [
-        ContinualTrainer.build_evaluator(cfg, name, output_folder=folder)
-        for name in cfg.DATASETS.TEST
-    ]
-    return ContinualTrainer.test(cfg, model, evaluators=evaluators)
+    return ContinualTrainer.test_into(cfg, model, folder)
 
 
 def run_step(cfg, resume: bool):

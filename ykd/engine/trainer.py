@@ -86,3 +86,12 @@ class ContinualTrainer(DefaultTrainer):
             voc_metric=cfg.CONTINUAL.EVAL_VOC_METRIC,
             calibration=cfg.CONTINUAL.EVAL_CALIBRATION,
         )
+
+    @classmethod
+    def test_into(cls, cfg, model, output_folder: str):
+        """:meth:`test` with the evaluations written to ``output_folder`` (e.g. of other weights)."""
+        evaluators = [
+            cls.build_evaluator(cfg, name, output_folder=output_folder)
+            for name in cfg.DATASETS.TEST
+        ]
+        return cls.test(cfg, model, evaluators=evaluators)
