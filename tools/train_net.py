@@ -134,6 +134,8 @@ def main(args):
     cfg = setup(args)
     results = run_step(cfg, resume=args.resume)
     link_step0(cfg)
+    if comm.is_main_process():
+        write_method_results(cfg)
     return results
 
 

@@ -68,3 +68,19 @@ def test_compare_tool_refuses_mixed_scenarios(tmp_path):
         (tmp_path / method / "results.json").write_text(json.dumps(record))
     with pytest.raises(SystemExit, match="different scenarios"):
         compare.main([str(tmp_path), "--output", str(tmp_path / "cmp")])
+
+
+def test_joint_run_at_the_last_step_only_is_compared_there():
+    ft = method_results(
+        _evals(25.0), dataset="synthetic", scenario=SCENARIO, method="ft", class_order=CLASSES
+    )
+    joint_evals = [None, _evals(50.0)[1]]
+    joint = method_results(
+        joint_evals, dataset="synthetic", scenario=SCENARIO, method="joint", class_order=CLASSES
+    )
+    assert [record["step"] for record in joint["steps"]] == [1]
+    assert joint["steps"][0]["forgetting"] == {}
+    table = compare_methods([ft, joint]).splitlines()
+    assert table[0] == "### synthetic 2-1, last step (2 steps)"
+    rows = {line.split("|")[1].strip(): line for line in table[4:]}
+    assert rows["ft"].split("|")[-2].strip() == "0.50"

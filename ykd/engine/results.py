@@ -37,8 +37,8 @@ def forgetting(evals: list[dict], scenario: Scenario, class_order: list[str], st
         for learned_at in range(step):
             for c in scenario.task(learned_at):
                 key = f"AP-{class_order[c]}"
-                before = evals[learned_at].get(iou_type, {}).get(key)
-                now = evals[step].get(iou_type, {}).get(key)
+                before = (evals[learned_at] or {}).get(iou_type, {}).get(key)
+                now = (evals[step] or {}).get(iou_type, {}).get(key)
                 if before is not None and now is not None:
                     drops.append(before - now)
         if drops:
@@ -53,10 +53,14 @@ def method_results(
     The record of one method's scenario run (the content of ``results.json``).
 
     Args:
-        evals: the evaluation results (``eval.json``) of steps 0..T-1.
+        evals: the evaluation results (``eval.json``) of steps 0..T-1; None for a step that has
+            not been run (e.g. the earlier steps of joint training, often run at the last step only),
+            which gets no record.
     """
     steps = []
     for step, evaluation in enumerate(evals):
+        if evaluation is None:
+            continue
         record = {"step": step, "forgetting": forgetting(evals, scenario, class_order, step)}
         for iou_type in IOU_TYPES:
             record[iou_type] = _group_metrics(evaluation.get(iou_type, {}))
@@ -113,7 +117,7 @@ def compare_methods(all_results: list[dict], reference: str = "joint") -> str:
         row.append(_fmt(ratio, 2))
         rows.append(row)
     first = all_results[0]
-    title = f"{first['dataset']} {first['scenario']}, last step ({len(first['steps'])} steps)"
+    title = f"{first['dataset']} {first['scenario']}, last step ({len(first['tasks'])} steps)"
     table = tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True)
     return f"### {title}\n\n{table}\n"
 
@@ -151,7 +155,7 @@ def plot_comparison(all_results: list[dict], path: str) -> None:
             values = [r["segm"].get(f"{group}/AP", math.nan) for r in results["steps"]]
             axis.plot(steps, values, "-o", label=results["method"])
         axis.set(xlabel="step", title=f"{group} classes")
-        axis.set_xticks(range(len(all_results[0]["steps"])))
+        axis.set_xticks(sorted({r["step"] for results in all_results for r in results["steps"]}))
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("mask AP")
     axes[-1].legend(fontsize="small")

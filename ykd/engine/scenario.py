@@ -15,14 +15,18 @@ from .setup import method_dir, scenario_dir, step_output_dir
 logger = logging.getLogger(__name__)
 
 
-def finished_results(cfg) -> dict | None:
-    """The evaluation of the step of ``cfg`` if it finished (final model and eval.json), else None."""
-    folder = cfg.OUTPUT_DIR
+def _step_eval(folder: str) -> dict | None:
+    """The evaluation of the step in ``folder`` if it finished (final model and eval.json)."""
     eval_file = os.path.join(folder, "eval.json")
     if not (os.path.exists(os.path.join(folder, "model_final.pth")) and os.path.exists(eval_file)):
         return None
     with open(eval_file) as f:
         return json.load(f)
+
+
+def finished_results(cfg) -> dict | None:
+    """The evaluation of the step of ``cfg`` if it finished (final model and eval.json), else None."""
+    return _step_eval(cfg.OUTPUT_DIR)
 
 
 def scenario_of(cfg):
@@ -75,14 +79,12 @@ def write_method_results(cfg) -> str:
     """
     Write ``results.json``, ``results.md`` and ``plots/ap_per_step.png`` of the method of ``cfg``
     from the ``eval.json`` of each of its steps, then refresh the scenario's comparison of all its
-    methods (:func:`write_comparison`); return the method's folder.
+    methods (:func:`write_comparison`); return the method's folder. Steps not run yet are left
+    out (for joint training, which is often run at the last step only).
     """
     scenario = scenario_of(cfg)
     class_order = list(MetadataCatalog.get(cfg.DATASETS.TEST[0]).ykd_class_order)
-    evals = []
-    for step in range(scenario.num_steps):
-        with open(os.path.join(step_output_dir(cfg, step), "eval.json")) as f:
-            evals.append(json.load(f))
+    evals = [_step_eval(step_output_dir(cfg, step)) for step in range(scenario.num_steps)]
     results = method_results(
         evals,
         dataset=cfg.CONTINUAL.DATASET,
