@@ -13,6 +13,8 @@ def add_ykd_config(cfg: CN) -> None:
     _add_slim_resnet_config(cfg)
     _add_ykd_model_config(cfg)
     _add_kd_cls_config(cfg)
+    _add_interactive_config(cfg)
+    _add_stages_config(cfg)
 
 
 def _add_continual_config(cfg: CN) -> None:
@@ -49,6 +51,9 @@ def _add_continual_config(cfg: CN) -> None:
     # calibration error of detection scores [§6].
     cfg.CONTINUAL.EVAL_VOC_METRIC = False
     cfg.CONTINUAL.EVAL_CALIBRATION = True
+    # Number of fixed test images whose predictions (old / new classes in two colours) are drawn
+    # into <step OUTPUT_DIR>/predictions.png after each step; 0 = no picture [§8].
+    cfg.CONTINUAL.VIS_NUM_IMAGES = 8
 
 
 def _add_synthetic_config(cfg: CN) -> None:
@@ -125,6 +130,11 @@ def _add_ykd_model_config(cfg: CN) -> None:
     # Open choice [§2], C4 only: the res5 feeding the unique mask head at inference, the latest
     # module's ("latest", default) or that of the module that detected the box ("own").
     cfg.MODEL.YKD.INFERENCE.C4_MASK_FEATURES = "latest"
+    # Checkpoint averaging at the end of each incremental step [§5]: α on step t-1's task module
+    # and mask head, 1-α on step t's; model_averaged.pth is kept and evaluated beside the raw
+    # model_final.pth (ykd/engine/step_averaging.py). 0 = off.
+    cfg.MODEL.YKD.AVERAGING = CN()
+    cfg.MODEL.YKD.AVERAGING.ALPHA = 0.0
 
 
 def _add_kd_cls_config(cfg: CN) -> None:
@@ -177,3 +187,37 @@ def _add_kd_cls_config(cfg: CN) -> None:
     cfg.MODEL.YKD.KD_CLS.DKD.ALPHA = 1.0
     # Weight β of DKD's non-target-class term NCKD (Zhao et al. 2022: 8.0 on CIFAR-100).
     cfg.MODEL.YKD.KD_CLS.DKD.BETA = 8.0
+
+
+def _add_interactive_config(cfg: CN) -> None:
+    # Interactive feature KD after Talking Models (Zhao et al. 2023) on the box head's features of the
+    # distillation ROIs (ykd/distillation/interactive.py) [§4]; off unless a weight is > 0.
+    cfg.MODEL.YKD.INTERACTIVE = CN()
+    # Registered feature distiller (ykd.distillation.FEATURE_KD_REGISTRY) this node configures.
+    cfg.MODEL.YKD.INTERACTIVE.NAME = "interactive"
+    # Width M of the message space shared by the teacher's and the student's encoders.
+    cfg.MODEL.YKD.INTERACTIVE.MESSAGE_DIM = 64
+    # Hidden layer widths of each encoder and decoder MLP ([] = one linear layer).
+    cfg.MODEL.YKD.INTERACTIVE.HIDDEN_DIMS = [256]
+    # Temperature T of the two KL terms (teacher-to-student, student-to-teacher).
+    cfg.MODEL.YKD.INTERACTIVE.TEMPERATURE = 1.0
+    # Weights of the terms (their form is ours: the paper's abstract leaves it open).
+    cfg.MODEL.YKD.INTERACTIVE.WEIGHTS = CN()
+    # loss_kd_int_rec: each side's features reconstructed through its own encoder and decoder.
+    cfg.MODEL.YKD.INTERACTIVE.WEIGHTS.RECONSTRUCTION = 0.0
+    # loss_kd_int_msg: agreement (MSE) of the teacher's and the student's messages.
+    cfg.MODEL.YKD.INTERACTIVE.WEIGHTS.AGREEMENT = 0.0
+    # loss_kd_int_t2s: the student's head on the decoded teacher message matches the teacher's logits.
+    cfg.MODEL.YKD.INTERACTIVE.WEIGHTS.TEACHER_TO_STUDENT = 0.0
+    # loss_kd_int_s2t: the teacher's frozen head on the decoded student message matches the student.
+    cfg.MODEL.YKD.INTERACTIVE.WEIGHTS.STUDENT_TO_TEACHER = 0.0
+
+
+def _add_stages_config(cfg: CN) -> None:
+    # Loss-weight stages of an incremental step (steps >= 1), e.g. LLaVA-KD's distilled pre-training,
+    # supervised fine-tuning, distilled fine-tuning (Cai et al. 2024): a list of
+    # [fraction of SOLVER.MAX_ITER, {loss name or prefix: weight}], fractions summing to 1. Each loss
+    # gets the weight of its longest matching key, 1 if none matches; e.g.
+    # [[0.2, {"loss": 0.0, "loss_kd": 1.0}], [0.3, {"loss_kd": 0.0}], [0.5, {}]]. [] = off
+    # (ykd/engine/stage_schedule.py).
+    cfg.MODEL.YKD.STAGES = []

@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from tests.conftest import REPO_ROOT, load_tool
 from tests.engine.conftest import instant_opts
@@ -11,11 +12,14 @@ from tests.engine.conftest import instant_opts
 train_net = load_tool("train_net")
 METHODS = ("ft", "ilod", "mma", "dynamic_ykd")
 GROUPS = {0: ("all", "new", "1-10"), 1: ("all", "old", "new", "1-10", "11-15")}
+# Dynamic Y-KD also averages each incremental step's model with the previous step's.
+METHOD_OPTS = {"dynamic_ykd": ["MODEL.YKD.AVERAGING.ALPHA", "0.25"]}
 
 
 def _run(root, method):
     config = os.path.join(REPO_ROOT, "configs", "synthetic", f"{method}.yaml")
     argv = ["--config-file", config, "--scenario", "10-5", "--all-steps"] + instant_opts(root)
+    argv += METHOD_OPTS.get(method, [])
     return train_net.main(train_net.build_parser().parse_args(argv))
 
 
@@ -74,10 +78,48 @@ def test_rerun_skips_finished_steps(scenario_root):
 
 
 def test_dynamic_ykd_checkpoints_grow_one_module_per_step(scenario_root):
-    import torch
-
     for step in range(3):
         path = scenario_root / "dynamic_ykd" / f"step{step}" / "model_final.pth"
         meta = torch.load(path, weights_only=True)["ykd_meta"]
         assert meta["step"] == step and meta["num_modules"] == step + 1
         assert meta["num_classes_per_task"] == [10, 5, 5][: step + 1]
+
+
+def _expected_average(previous: torch.Tensor, current: torch.Tensor, key: str) -> torch.Tensor:
+    """0.25 * previous + 0.75 * current on the rows both have (the classifier's background row is
+    its last); rows only the current step has are its own."""
+    expected = current.clone()
+    rows = previous.shape[0]
+    if rows == current.shape[0]:
+        return 0.25 * previous + 0.75 * current
+    shared = (
+        list(range(rows - 1)) + [-1]
+        if key.endswith("cls_score.weight") or key.endswith("cls_score.bias")
+        else list(range(rows))
+    )
+    expected[shared] = 0.25 * previous + 0.75 * current[shared]
+    return expected
+
+
+def test_averaging_hook_keeps_and_evaluates_an_averaged_model_per_step(scenario_root):
+    folder = scenario_root / "dynamic_ykd"
+    results = json.loads((folder / "results.json").read_text())
+    assert "averaged" not in results["steps"][0]
+    for step in (1, 2):
+        load = lambda name: torch.load(folder / name, weights_only=True)["model"]  # noqa: E731
+        previous = load(f"step{step - 1}/model_final.pth")
+        current = load(f"step{step}/model_final.pth")
+        averaged = load(f"step{step}/model_averaged.pth")
+        assert averaged.keys() == current.keys()
+        for key, value in averaged.items():
+            if key.startswith(f"task_modules.{step}.") or key.startswith("mask_head."):
+                source = key.replace(f"task_modules.{step}.", f"task_modules.{step - 1}.")
+                expected = _expected_average(previous[source].float(), current[key].float(), key)
+                torch.testing.assert_close(value.float(), expected, rtol=1e-6, atol=1e-7)
+            else:
+                assert torch.equal(value, current[key]), key
+        evaluation = json.loads(
+            (folder / f"step{step}" / "eval_model_averaged" / "eval.json").read_text()
+        )
+        assert evaluation["segm"]["all/AP"] == results["steps"][step]["averaged"]["segm"]["all/AP"]
+        assert 0.0 <= evaluation["segm"]["all/AP"] <= 100.0

@@ -7,6 +7,7 @@ from .growing import (
     make_ykd_meta,
     previous_step_meta,
 )
+from .sweep import step_average
 
 __all__ = [
     "YKDCheckpointer",
@@ -14,4 +15,5 @@ __all__ = [
     "grow_from_previous_step",
     "make_ykd_meta",
     "previous_step_meta",
+    "step_average",
 ]

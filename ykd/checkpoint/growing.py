@@ -14,6 +14,7 @@ Typical use by a trainer at step t::
         checkpointer.resume_or_load(cfg.MODEL.WEIGHTS, resume=True)
 """
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 
 from ykd.modeling import YKDRCNN, grow_state_dict
 from ykd.modeling.class_growth import mib_init_
+from ykd.utils import torch_save_atomic, write_text_atomic
 
 __all__ = [
     "YKDCheckpointer",
@@ -142,6 +144,9 @@ def grow_from_previous_step(model: YKDRCNN, previous_state: Mapping[str, torch.T
         "mask_head.head.predictor.bias": False,
     }
     previous_state = {k: torch.as_tensor(v) for k, v in previous_state.items()}
+    # The distiller's own parameters (interactive KD's encoders and decoders) belong to one step:
+    # every step starts them afresh.
+    previous_state.update({k: v for k, v in fresh.items() if k.startswith("distiller.")})
     sources = {k: _previous_key(k, student) for k in fresh}
     model.load_state_dict(grow_state_dict(previous_state, fresh, sources, background_last))
     if model.new_class_init == "mib":
@@ -151,8 +156,9 @@ def grow_from_previous_step(model: YKDRCNN, previous_state: Mapping[str, torch.T
 class YKDCheckpointer(DetectionCheckpointer):
     """
     :class:`DetectionCheckpointer` that stores the meta record ``ykd_meta`` in every checkpoint it
-    saves, refuses (one-line ``ValueError``) to load a Y-KD checkpoint of another scenario or step,
-    and offers :meth:`load_previous_step`, the explicit path from step t-1 to step t. Checkpoints
+    saves, writes checkpoints and ``last_checkpoint`` atomically (temporary file, then rename),
+    refuses (one-line ``ValueError``) to load a Y-KD checkpoint of another scenario or step, and
+    offers :meth:`load_previous_step`, the explicit path from step t-1 to step t. Checkpoints
     without Y-KD task modules (e.g. ImageNet weights) load as with Detectron2.
     """
 
@@ -166,7 +172,25 @@ class YKDCheckpointer(DetectionCheckpointer):
         self.ykd_meta = dict(ykd_meta)
 
     def save(self, name: str, **kwargs: Any) -> None:
-        super().save(name, **{META_KEY: self.ykd_meta, **kwargs})
+        """
+        Save ``<save_dir>/<name>.pth`` in fvcore's format (``"model"``, the checkpointables'
+        state dicts, ``kwargs`` such as ``iteration``) plus our meta record, atomically: a run
+        killed while saving leaves the previous checkpoint and ``last_checkpoint`` as they were.
+        """
+        if not self.save_dir or not self.save_to_disk:
+            return
+        data = {"model": self.model.state_dict()}
+        data.update({key: obj.state_dict() for key, obj in self.checkpointables.items()})
+        data.update({META_KEY: self.ykd_meta, **kwargs})
+        basename = f"{name}.pth"
+        path = os.path.join(self.save_dir, basename)
+        self.logger.info(f"Saving checkpoint to {path}")
+        torch_save_atomic(data, path)
+        self.tag_last_checkpoint(basename)
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        """Point ``<save_dir>/last_checkpoint`` at ``last_filename_basename``, atomically."""
+        write_text_atomic(os.path.join(self.save_dir, "last_checkpoint"), last_filename_basename)
 
     def _load_file(self, filename: str) -> dict[str, Any]:
         checkpoint = super()._load_file(filename)

@@ -5,7 +5,14 @@ from typing import Any, TypeVar
 
 _T = TypeVar("_T")
 
-__all__ = ["Registry", "KD_LOSS_REGISTRY", "build_kd_loss", "build_kd_loss_from_cfg"]
+__all__ = [
+    "Registry",
+    "FEATURE_KD_REGISTRY",
+    "KD_LOSS_REGISTRY",
+    "build_feature_kd",
+    "build_kd_loss",
+    "build_kd_loss_from_cfg",
+]
 
 
 class Registry:
@@ -100,3 +107,24 @@ def build_kd_loss_from_cfg(kd_cls_node: Any) -> Any:
     """
     loss_cls = KD_LOSS_REGISTRY.get(kd_cls_node["NAME"])
     return loss_cls(**loss_cls.from_config(kd_cls_node))
+
+
+FEATURE_KD_REGISTRY = Registry("feature distiller")
+FEATURE_KD_REGISTRY.__doc__ = """
+Registry of feature-level distillers: modules, possibly with parameters of their own, that compare the
+hidden features of a frozen teacher and of a student (e.g. the box head's output on the same ROIs).
+
+A registered object is an ``nn.Module`` class built with keyword options and called as
+
+    distiller(student_features (R, Ds), teacher_features (R, Dt), *, student_logits (R, Ks),
+              teacher_logits (R, Kt), student_head, teacher_head) -> dict[str, scalar tensor]
+
+where the heads map (R, D) features to (R, K) logits and the returned losses are already weighted.
+It also has a classmethod ``from_config(node, *, student_dim, teacher_dim) -> dict`` giving those
+keyword options from its config node (e.g. ``MODEL.YKD.INTERACTIVE``).
+"""
+
+
+def build_feature_kd(name: str, **options: Any) -> Any:
+    """Build the feature distiller registered as ``name`` with keyword ``options``."""
+    return FEATURE_KD_REGISTRY.get(name)(**options)

@@ -47,7 +47,13 @@ def forgetting(evals: list[dict], scenario: Scenario, class_order: list[str], st
 
 
 def method_results(
-    evals: list[dict], *, dataset: str, scenario: Scenario, method: str, class_order: list[str]
+    evals: list[dict | None],
+    *,
+    dataset: str,
+    scenario: Scenario,
+    method: str,
+    class_order: list[str],
+    averaged: list[dict | None] | None = None,
 ) -> dict:
     """
     The record of one method's scenario run (the content of ``results.json``).
@@ -56,6 +62,8 @@ def method_results(
         evals: the evaluation results (``eval.json``) of steps 0..T-1; None for a step that has
             not been run (e.g. the earlier steps of joint training, often run at the last step only),
             which gets no record.
+        averaged: per step, the evaluation of its averaged model (``MODEL.YKD.AVERAGING``) or None;
+            a step that has one gets its group metrics under ``"averaged"``.
     """
     steps = []
     for step, evaluation in enumerate(evals):
@@ -64,6 +72,8 @@ def method_results(
         record = {"step": step, "forgetting": forgetting(evals, scenario, class_order, step)}
         for iou_type in IOU_TYPES:
             record[iou_type] = _group_metrics(evaluation.get(iou_type, {}))
+        if averaged and averaged[step]:
+            record["averaged"] = {t: _group_metrics(averaged[step].get(t, {})) for t in IOU_TYPES}
         steps.append(record)
     return {
         "dataset": dataset,
@@ -73,6 +83,14 @@ def method_results(
         "tasks": scenario.tasks(),
         "steps": steps,
     }
+
+
+def mask_ap_summary(evaluation: dict | None) -> str:
+    """``"old 22.3, new 11.2, all 19.5"``: the group mask APs of an evaluation (those present)."""
+    mask = (evaluation or {}).get("segm", {})
+    return ", ".join(
+        f"{g} {mask[f'{g}/AP']:.1f}" for g in ("old", "new", "all") if f"{g}/AP" in mask
+    )
 
 
 def _fmt(value, digits: int = 1) -> str:

@@ -9,19 +9,32 @@ from detectron2.data import MetadataCatalog
 
 from ..data import parse_scenario
 from ..utils import write_json_atomic, write_text_atomic
-from .results import compare_methods, method_results, method_table, plot_comparison, plot_method
+from .results import (
+    compare_methods,
+    mask_ap_summary,
+    method_results,
+    method_table,
+    plot_comparison,
+    plot_method,
+)
 from .setup import method_dir, scenario_dir, step_output_dir
+from .step_averaging import averaged_eval_dir
 
 logger = logging.getLogger(__name__)
 
 
+def _json_or_none(path: str) -> dict | None:
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 def _step_eval(folder: str) -> dict | None:
     """The evaluation of the step in ``folder`` if it finished (final model and eval.json)."""
-    eval_file = os.path.join(folder, "eval.json")
-    if not (os.path.exists(os.path.join(folder, "model_final.pth")) and os.path.exists(eval_file)):
+    if not os.path.exists(os.path.join(folder, "model_final.pth")):
         return None
-    with open(eval_file) as f:
-        return json.load(f)
+    return _json_or_none(os.path.join(folder, "eval.json"))
 
 
 def finished_results(cfg) -> dict | None:
@@ -56,11 +69,7 @@ class ScenarioProgress:
         else:
             self._trained.append(time.perf_counter() - self._step_start)
             self._step_start = None
-            mask = (results or {}).get("segm", {})
-            summary = ", ".join(
-                f"{g} {mask[f'{g}/AP']:.1f}" for g in ("old", "new", "all") if f"{g}/AP" in mask
-            )
-            logger.info(self._line(step, f"done (mask AP {summary})"))
+            logger.info(self._line(step, f"done (mask AP {mask_ap_summary(results)})"))
 
     def _line(self, step: int, status: str) -> str:
         elapsed = time.perf_counter() - self._start
@@ -84,13 +93,14 @@ def write_method_results(cfg) -> str:
     """
     scenario = scenario_of(cfg)
     class_order = list(MetadataCatalog.get(cfg.DATASETS.TEST[0]).ykd_class_order)
-    evals = [_step_eval(step_output_dir(cfg, step)) for step in range(scenario.num_steps)]
+    folders = [step_output_dir(cfg, step) for step in range(scenario.num_steps)]
     results = method_results(
-        evals,
+        [_step_eval(folder) for folder in folders],
         dataset=cfg.CONTINUAL.DATASET,
         scenario=scenario,
         method=cfg.CONTINUAL.METHOD,
         class_order=class_order,
+        averaged=[_json_or_none(os.path.join(averaged_eval_dir(f), "eval.json")) for f in folders],
     )
     folder = method_dir(cfg)
     write_json_atomic(os.path.join(folder, "results.json"), results)

@@ -7,6 +7,7 @@ from detectron2.config import CfgNode, get_cfg
 
 from ..config import add_ykd_config
 from ..data import StepDatasets, register_step_datasets
+from ..utils import check_output_writable
 
 # Keys that do not change step 0: every method of a scenario shares one trained step 0.
 _METHOD_ONLY_KEYS = (
@@ -17,8 +18,10 @@ _METHOD_ONLY_KEYS = (
     "CONTINUAL.INCREMENTAL_OPTS",
     "CONTINUAL.STEP0_DIR",
     "CONTINUAL.PREVIOUS_WEIGHTS",
+    "CONTINUAL.VIS_NUM_IMAGES",
     "MODEL.YKD",
 )
+_UNWRITABLE_FIX = "set CONTINUAL.OUTPUT_ROOT to a writable folder or fix its permissions"
 
 
 def get_ykd_cfg() -> CfgNode:
@@ -128,6 +131,10 @@ def setup_step_cfg(config_file: str, opts: list[str], scenario=None, step=None) 
     when given (they override ``CONTINUAL.SCENARIO`` / ``CONTINUAL.STEP``), then, at steps >= 1,
     ``CONTINUAL.INCREMENTAL_OPTS`` (the incremental schedule wins over the step-0 one; change it
     with ``CONTINUAL.INCREMENTAL_OPTS "['SOLVER.MAX_ITER', '800']"`` in ``opts``).
+
+    Raises:
+        PermissionError: ``CONTINUAL.OUTPUT_ROOT`` or the step's folder cannot be written (checked
+            before any data is read and before the model is built).
     """
     cfg = get_ykd_cfg()
     if config_file:
@@ -137,11 +144,14 @@ def setup_step_cfg(config_file: str, opts: list[str], scenario=None, step=None) 
         cfg.CONTINUAL.SCENARIO = scenario
     if step is not None:
         cfg.CONTINUAL.STEP = step
+    # Before any data is read or made: every step's outputs go under OUTPUT_ROOT.
+    check_output_writable(cfg.CONTINUAL.OUTPUT_ROOT, fix=_UNWRITABLE_FIX)
     if cfg.CONTINUAL.STEP > 0:
         step0 = cfg.clone()
         configure_step(step0, 0)
         cfg.CONTINUAL.STEP0_DIR = step0.CONTINUAL.STEP0_DIR
         cfg.merge_from_list(list(cfg.CONTINUAL.INCREMENTAL_OPTS))
     configure_step(cfg)
+    check_output_writable(cfg.OUTPUT_DIR, what="Step output folder", fix=_UNWRITABLE_FIX)
     cfg.freeze()
     return cfg

@@ -3,13 +3,18 @@
 import weakref
 
 from detectron2.data import MetadataCatalog
-from detectron2.engine import DefaultTrainer
+from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase
+from detectron2.engine.defaults import create_ddp_model
 from detectron2.utils import comm
 from torch.nn.parallel import DistributedDataParallel
 
 from ..checkpoint import YKDCheckpointer, make_ykd_meta
-from ..evaluation import ContinualEvaluator
+from ..evaluation import ContinualEvaluator, write_prediction_grid
+from ..utils import NonFiniteLossError
+from .resumable import RandomStates, build_resumable_train_loader
 from .setup import previous_step_checkpoint
+from .stage_schedule import build_stage_schedule_hook
+from .step_averaging import build_averaging_hook
 
 
 def unwrap(model):
@@ -30,13 +35,26 @@ class ContinualTrainer(DefaultTrainer):
     """
 
     def __init__(self, cfg):
-        if comm.get_world_size() > 1 and cfg.MODEL.DEVICE == "cpu":
-            raise RuntimeError(
-                "Multi-process training on CPU is not supported: Detectron2's DefaultTrainer wraps"
-                " the model in DistributedDataParallel with GPU device_ids; train on CPU with"
-                " --num-gpus 1, or use GPUs (MODEL.DEVICE cuda)."
-            )
-        super().__init__(cfg)
+        # DefaultTrainer.__init__ is replaced, not extended: it wraps the model for GPUs only and
+        # builds a checkpointer and loader that do not resume exactly. The order is its own.
+        TrainerBase.__init__(self)
+        cfg = self.auto_scale_workers(cfg, comm.get_world_size())
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        self.train_sampler, data_loader = build_resumable_train_loader(cfg)
+        # On CPU (gloo), DistributedDataParallel takes no device_ids.
+        devices = {"device_ids": None} if cfg.MODEL.DEVICE == "cpu" else {}
+        model = create_ddp_model(model, broadcast_buffers=False, **devices)
+        trainer_class = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
+        self._trainer = trainer_class(model, data_loader, optimizer)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = self.build_checkpointer(
+            cfg, model, trainer=weakref.proxy(self), random_states=RandomStates()
+        )
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
 
     @classmethod
     def build_checkpointer(cls, cfg, model, **checkpointables) -> YKDCheckpointer:
@@ -50,12 +68,12 @@ class ContinualTrainer(DefaultTrainer):
         return YKDCheckpointer(model, cfg.OUTPUT_DIR, ykd_meta=meta, **checkpointables)
 
     def build_hooks(self):
-        # DefaultTrainer.__init__ made a plain DetectionCheckpointer just before calling this; the
-        # hooks (periodic checkpoints) must get ours.
-        self.checkpointer = self.build_checkpointer(
-            self.cfg, self.model, trainer=weakref.proxy(self)
-        )
-        return super().build_hooks()
+        """
+        Detectron2's hooks, then the loss-weight stages (``MODEL.YKD.STAGES``) and the averaging of
+        the step's model with the previous step's (``MODEL.YKD.AVERAGING.ALPHA``), when configured.
+        """
+        extra = [build_stage_schedule_hook(self.cfg), build_averaging_hook(self.cfg)]
+        return super().build_hooks() + [hook for hook in extra if hook is not None]
 
     def resume_or_load(self, resume=True):
         """
@@ -64,7 +82,9 @@ class ContinualTrainer(DefaultTrainer):
         """
         cfg = self.cfg
         if resume and self.checkpointer.has_checkpoint():
-            return super().resume_or_load(resume=True)
+            super().resume_or_load(resume=True)
+            self.train_sampler.start_iter = self.start_iter
+            return None
         if cfg.CONTINUAL.STEP > 0 and not cfg.CONTINUAL.JOINT:
             self.checkpointer.load_previous_step(previous_step_checkpoint(cfg))
             self.start_iter = 0
@@ -72,9 +92,22 @@ class ContinualTrainer(DefaultTrainer):
         return super().resume_or_load(resume=False)
 
     def train(self):
-        """Train, then return the results of the evaluation that follows the last iteration."""
+        """
+        Train, draw ``predictions.png`` (``CONTINUAL.VIS_NUM_IMAGES`` fixed test images), then
+        return the results of the evaluation that follows the last iteration.
+        """
         super().train()
+        if comm.is_main_process():
+            write_prediction_grid(self.cfg, self.model)
         return getattr(self, "_last_eval_results", None)
+
+    def run_step(self):
+        """One iteration; a non-finite loss is reported with the checkpoint the run can resume."""
+        try:
+            super().run_step()
+        except NonFiniteLossError as error:
+            error.checkpoint = self.checkpointer.get_checkpoint_file() or None
+            raise
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):

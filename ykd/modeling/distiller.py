@@ -8,7 +8,7 @@ from detectron2.config import configurable
 from detectron2.structures import Boxes, ImageList, Instances
 from torch import nn
 
-from ykd.distillation import build_kd_loss_from_cfg
+from ykd.distillation import InteractiveKD, build_feature_kd, build_kd_loss_from_cfg
 
 from .losses import box_kd_loss, mask_kd_loss, rpn_kd_loss
 from .mask_head import UniqueMaskHead
@@ -41,6 +41,11 @@ class YKDDistiller(nn.Module):
     then run on the same boxes (the mask heads on the first ``num_mask_proposals_per_image`` of
     them). Teacher outputs are computed under ``torch.no_grad``. With a shared trunk the teacher
     reuses the student's ROI-pooled features of the boxes (detached): both pool the same features.
+
+    With a ``feature_kd`` (e.g. interactive KD, ``MODEL.YKD.INTERACTIVE``), its terms on the box
+    head's hidden features of the same boxes are added; it has parameters of its own (trained, in
+    the model's state dict) and is built with the model of a step t >= 1 only (not by
+    :meth:`YKDRCNN.add_task`).
     """
 
     @configurable
@@ -53,6 +58,7 @@ class YKDDistiller(nn.Module):
         num_proposals_per_image: int = 64,
         num_mask_proposals_per_image: int = -1,
         rpn_delta_threshold: float = 0.1,
+        feature_kd: nn.Module | None = None,
     ):
         """
         Args:
@@ -65,6 +71,8 @@ class YKDDistiller(nn.Module):
             num_mask_proposals_per_image: of those, how many (the first ones of the random
                 sample) mask distillation uses; -1: all.
             rpn_delta_threshold: objectness gap above which RPN deltas are distilled.
+            feature_kd: a feature distiller of ``ykd.distillation.FEATURE_KD_REGISTRY`` on the
+                (R, D) hidden features of the distillation boxes, or None.
         """
         super().__init__()
         self.kd_cls_loss = kd_cls_loss
@@ -75,11 +83,26 @@ class YKDDistiller(nn.Module):
         self.num_proposals_per_image = num_proposals_per_image
         self.num_mask_proposals_per_image = num_mask_proposals_per_image
         self.rpn_delta_threshold = rpn_delta_threshold
+        self.feature_kd = feature_kd
 
     @classmethod
-    def from_config(cls, cfg):
+    def from_config(cls, cfg, feature_dim: int = 0):
+        """
+        Args:
+            feature_dim: D, the width of the box predictor's input (needed for ``feature_kd``).
+        """
         weights = cfg.MODEL.YKD.KD_WEIGHTS
+        interactive = cfg.MODEL.YKD.INTERACTIVE
+        feature_kd = None
+        if InteractiveKD.enabled(interactive) and len(cfg.MODEL.YKD.NUM_CLASSES_PER_TASK) > 1:
+            feature_kd = build_feature_kd(
+                interactive.NAME,
+                **InteractiveKD.from_config(
+                    interactive, student_dim=feature_dim, teacher_dim=feature_dim
+                ),
+            )
         return {
+            "feature_kd": feature_kd,
             "kd_cls_loss": build_kd_loss_from_cfg(cfg.MODEL.YKD.KD_CLS)
             if weights.CLS > 0
             else None,
@@ -98,7 +121,7 @@ class YKDDistiller(nn.Module):
     @property
     def active(self) -> bool:
         """Whether any term has a positive weight (otherwise the teacher never runs)."""
-        return bool(self.loss_weights)
+        return bool(self.loss_weights) or self.feature_kd is not None
 
     @property
     def distils_masks(self) -> bool:
@@ -107,7 +130,8 @@ class YKDDistiller(nn.Module):
     @property
     def distils_rois(self) -> bool:
         """Whether a term needs distillation boxes (then the box branches all run on them)."""
-        return bool(self.loss_weights.keys() & {"loss_kd_cls", "loss_kd_box", "loss_kd_mask"})
+        roi_terms = {"loss_kd_cls", "loss_kd_box", "loss_kd_mask"}
+        return bool(self.loss_weights.keys() & roi_terms) or self.feature_kd is not None
 
     @torch.no_grad()
     def propose(
@@ -160,6 +184,7 @@ class YKDDistiller(nn.Module):
         teacher: TaskModule,
         teacher_features: dict[str, torch.Tensor] | None,
         teacher_mask_head: UniqueMaskHead | None,
+        student: TaskModule | None = None,
     ) -> dict[str, torch.Tensor]:
         """
         Args:
@@ -172,6 +197,8 @@ class YKDDistiller(nn.Module):
             teacher_features: the teacher's own trunk features; None with a shared trunk (the
                 teacher reuses the student's pooled features).
             teacher_mask_head: the frozen mask head over the old classes (mask distillation).
+            student: task module t, whose classifier ``feature_kd`` applies to decoded teacher
+                messages (needed with a ``feature_kd`` only).
 
         Returns:
             dict of weighted losses.
@@ -217,7 +244,19 @@ class YKDDistiller(nn.Module):
                     )
                 t_masks = teacher_mask_head.logits(mask_input)
             losses["loss_kd_mask"] = mask_kd_loss(student_masks[1], t_masks)
-        return self._weighted(losses)
+        losses = self._weighted(losses)
+        if self.feature_kd is not None:
+            losses.update(
+                self.feature_kd(
+                    student_boxes.hidden,
+                    t_boxes.hidden,
+                    student_logits=student_boxes.scores,
+                    teacher_logits=t_boxes.scores,
+                    student_head=student.box_predictor.cls_score,
+                    teacher_head=teacher.box_predictor.cls_score,
+                )
+            )
+        return losses
 
     def _weighted(self, losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v * self.loss_weights[k] for k, v in losses.items()}

@@ -30,6 +30,8 @@ class BoxOutputs(NamedTuple):
     """(R, K*4) box deltas, (R, 4) if class-agnostic."""
     roi_features: torch.Tensor | None
     """C4: the (R, C5, S5, S5) res5 features (the mask head's input); FPN: None."""
+    hidden: torch.Tensor | None = None
+    """(R, D) the predictor's input: the box head's output (FPN), res5's spatial mean (C4)."""
 
 
 def pool_parts(
@@ -86,7 +88,11 @@ class _ExtraBoxesMixin:
             for p, b in zip(proposals, boxes, strict=True):
                 p.proposal_boxes = Boxes(b)
         roi_features = None if out.roi_features is None else out.roi_features[n:]
-        return proposals, losses, BoxOutputs(extra, out.scores[n:], out.deltas[n:], roi_features)
+        return (
+            proposals,
+            losses,
+            BoxOutputs(extra, out.scores[n:], out.deltas[n:], roi_features, out.hidden[n:]),
+        )
 
 
 @ROI_HEADS_REGISTRY.register()
@@ -114,8 +120,9 @@ class TaskStandardROIHeads(_ExtraBoxesMixin, StandardROIHeads):
 
     def predict_pooled(self, pooled: torch.Tensor) -> BoxOutputs:
         """Box head and predictor on (R, C, S, S) pooled features."""
-        scores, deltas = self.box_predictor(self.box_head(pooled))
-        return BoxOutputs(pooled, scores, deltas, None)
+        hidden = self.box_head(pooled).flatten(1)
+        scores, deltas = self.box_predictor(hidden)
+        return BoxOutputs(pooled, scores, deltas, None, hidden)
 
 
 @ROI_HEADS_REGISTRY.register()
@@ -143,8 +150,9 @@ class TaskRes5ROIHeads(_ExtraBoxesMixin, Res5ROIHeads):
     def predict_pooled(self, pooled: torch.Tensor) -> BoxOutputs:
         """res5, then the predictor on its spatial mean, on (R, C, S, S) pooled features."""
         x = self.res5(pooled)
-        scores, deltas = self.box_predictor(x.mean(dim=[2, 3]))
-        return BoxOutputs(pooled, scores, deltas, x)
+        hidden = x.mean(dim=[2, 3])
+        scores, deltas = self.box_predictor(hidden)
+        return BoxOutputs(pooled, scores, deltas, x, hidden)
 
     def roi_features(self, features: dict[str, torch.Tensor], boxes: list[Boxes]) -> torch.Tensor:
         """(R, C5, S5, S5) res5 features of the given boxes (the mask head's input)."""

@@ -1,3 +1,12 @@
 from .atomic import atomic_write, torch_save_atomic, write_json_atomic, write_text_atomic
+from .faults import NonFiniteLossError, check_finite_losses, check_output_writable
 
-__all__ = ["atomic_write", "torch_save_atomic", "write_json_atomic", "write_text_atomic"]
+__all__ = [
+    "NonFiniteLossError",
+    "atomic_write",
+    "check_finite_losses",
+    "check_output_writable",
+    "torch_save_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+]

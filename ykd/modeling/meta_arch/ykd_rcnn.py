@@ -1,6 +1,7 @@
 """Y-KD / Dynamic Y-KD: a shared trunk, one task module per task, one unique mask head."""
 
 import copy
+from collections.abc import Mapping
 
 import torch
 from detectron2.config import configurable
@@ -9,7 +10,9 @@ from detectron2.modeling.roi_heads import select_foreground_proposals
 from detectron2.structures import ImageList, Instances
 from torch import nn
 
+from ...utils import check_finite_losses
 from ..distiller import KDProposals, YKDDistiller
+from ..loss_weights import check_loss_weights, scale_losses
 from ..mask_head import UniqueMaskHead
 from ..roi_heads import BoxOutputs, pool_parts
 from ..task_module import TaskModule, freeze_
@@ -45,7 +48,8 @@ class YKDRCNN(nn.Module):
     and covers all classes. At step t >= 1 the trunk runs once; module t-1 is the teacher of the
     :class:`YKDDistiller` on the same features (``teacher="shared"``) or on those of a frozen copy
     of the step-(t-1) trunk (``teacher="separate"``, the ILOD/MMA-style baselines). With one module
-    the model is a plain Mask R-CNN.
+    the model is a plain Mask R-CNN. Training losses are scaled by :attr:`loss_weights` (see
+    :meth:`set_loss_weights`).
     """
 
     @configurable
@@ -102,6 +106,8 @@ class YKDRCNN(nn.Module):
         self.inference_rpn = inference_rpn
         self.c4_mask_features = c4_mask_features
         self.input_format = input_format
+        self.loss_weights: dict[str, float] = {}
+        """Weights of the training losses by loss name or prefix; {} = all 1 (not checkpointed)."""
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
         self.teacher_backbone = None
@@ -125,7 +131,9 @@ class YKDRCNN(nn.Module):
             "backbone": backbone,
             "task_modules": modules,
             "mask_head": mask_head,
-            "distiller": YKDDistiller(cfg),
+            "distiller": YKDDistiller(
+                cfg, feature_dim=modules[-1].box_predictor.cls_score.in_features
+            ),
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
             "teacher": cfg.MODEL.YKD.TEACHER,
@@ -163,6 +171,17 @@ class YKDRCNN(nn.Module):
         for module in self.frozen_modules():
             module.eval()
         return self
+
+    def set_loss_weights(self, weights: Mapping[str, float]) -> None:
+        """
+        Scale the training losses from now on: each loss returned by :meth:`forward` is multiplied
+        by the weight of the longest key of ``weights`` that is its name or a prefix of it, 1 if
+        none (:func:`~ykd.modeling.loss_weights.loss_weight`); ``{}`` restores the plain losses.
+        The weights multiply those the losses already have (e.g. ``MODEL.YKD.KD_WEIGHTS``); a term
+        of weight 0 is still computed. Example: ``{"loss": 0.0, "loss_kd": 1.0}`` keeps only
+        distillation.
+        """
+        self.loss_weights = check_loss_weights(weights)
 
     def _make_teachers(self) -> None:
         """Frozen copies of the step-(t-1) trunk / mask head, where distillation needs them."""
@@ -215,8 +234,12 @@ class YKDRCNN(nn.Module):
         Returns:
             In training, a dict of losses: the student's supervised losses (``loss_rpn_cls``,
             ``loss_rpn_loc``, ``loss_cls``, ``loss_box_reg``, ``loss_mask``) and, at steps t >= 1,
-            the distillation terms with a positive weight (``loss_kd_*``). In inference, as
-            :meth:`inference`.
+            the distillation terms with a positive weight (``loss_kd_*``), all scaled by
+            :attr:`loss_weights`. In inference, as :meth:`inference`.
+
+        Raises:
+            NonFiniteLossError: in training, naming the non-finite loss terms (before any backward
+                pass, so the bad iteration updates no weight).
         """
         if not self.training:
             return self.inference(batched_inputs)
@@ -258,8 +281,11 @@ class YKDRCNN(nn.Module):
                     self.task_modules[-2],
                     teacher_features,
                     self.teacher_mask_head,
+                    student,
                 )
             )
+        losses = scale_losses(losses, self.loss_weights)
+        check_finite_losses(losses)
         return losses
 
     def _mask_losses(
