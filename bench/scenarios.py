@@ -14,6 +14,7 @@ finished steps.
 """
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -32,6 +33,8 @@ from ykd.engine.scenario import load_method_results  # noqa: E402
 from ykd.utils import write_json_atomic, write_text_atomic  # noqa: E402
 
 METHODS = ["ft", "joint", "ilod", "faster_ilod", "mma", "mma_plus", "ykd", "dynamic_ykd"]
+# Dynamic Y-KD with interactive feature KD or a three-stage loss schedule (run on request).
+VARIANTS = ["dynamic_ykd_interactive", "dynamic_ykd_3stage"]
 SCENARIOS = ["15-5", "19-1", "15-1", "10-10"]
 NUM_CLASSES = 20
 ONE_CLASS_STEP_OPTS = (
@@ -52,11 +55,15 @@ def schedule(scenario: str, method: str) -> list[str]:
     return opts
 
 
-def method_command(method: str, scenario: str, output_root: str, opts: list[str]) -> list[str]:
-    """The train_net command of one method on one scenario (joint: its last step only)."""
-    steps = ["--all-steps"]
-    if method == "joint":
-        steps = ["--step", str(parse_scenario(scenario, NUM_CLASSES).num_steps - 1)]
+def method_command(
+    method: str, scenario: str, output_root: str, opts: list[str], steps: list[str] | None = None
+) -> list[str]:
+    """The train_net command of one method on one scenario: all its steps, or ``steps``
+    (joint: its last step only)."""
+    if steps is None:
+        steps = ["--all-steps"]
+        if method == "joint":
+            steps = ["--step", str(parse_scenario(scenario, NUM_CLASSES).num_steps - 1)]
     config = os.path.join(REPO, "configs", "synthetic", f"{method}.yaml")
     return (
         [sys.executable, os.path.join(REPO, "tools", "train_net.py"), "--config-file", config]
@@ -68,55 +75,81 @@ def method_command(method: str, scenario: str, output_root: str, opts: list[str]
     )
 
 
-def run_method(method: str, scenario: str, args, threads: int) -> float:
-    """Run one method (its log in the scenario folder); return its wall time in seconds."""
+def run(command: list[str], log_name: str, scenario: str, args, threads: int) -> None:
+    """Run ``command`` with ``threads`` threads, its output appended to a log in the scenario folder."""
     folder = os.path.join(args.output_root, "synthetic", scenario)
     os.makedirs(folder, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     start = time.perf_counter()
-    with open(os.path.join(folder, f"bench_{method}.log"), "a") as log:
-        subprocess.run(
-            method_command(method, scenario, args.output_root, args.opts),
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            check=True,
-        )
-    seconds = time.perf_counter() - start
-    print(f"  {scenario} {method}: {seconds / 60:.1f} min", flush=True)
-    return seconds
+    with open(os.path.join(folder, f"bench_{log_name}.log"), "a") as log:
+        subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+    print(f"  {scenario} {log_name}: {(time.perf_counter() - start) / 60:.1f} min", flush=True)
 
 
-def run_scenario(scenario: str, args) -> dict:
-    """All methods of one scenario: the first alone (it trains the shared step 0), then the rest."""
-    methods = [m for m in args.methods if m != "joint"] + (
-        ["joint"] if "joint" in args.methods else []
-    )
+def run_scenario(scenario: str, args) -> None:
+    """
+    The shared step 0 alone (all cores), then every method, ``args.jobs`` at a time (the cores
+    shared among them), so that the methods' iteration times are measured alike.
+    """
+    first = next(m for m in args.methods if m != "joint")
+    step0 = method_command(first, scenario, args.output_root, args.opts, ["--step", "0"])
+    run(step0, "step0", scenario, args, os.cpu_count() or 1)
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    minutes = {methods[0]: run_method(methods[0], scenario, args, os.cpu_count() or 1) / 60}
+
+    def run_method(method):
+        command = method_command(method, scenario, args.output_root, args.opts)
+        run(command, method, scenario, args, threads)
+
     with ThreadPoolExecutor(args.jobs) as pool:
-        times = pool.map(lambda m: run_method(m, scenario, args, threads), methods[1:])
-        minutes.update({m: t / 60 for m, t in zip(methods[1:], times, strict=True)})
-    return minutes
+        list(pool.map(run_method, args.methods))
 
 
-def write_results(scenario: str, minutes: dict, args) -> None:
-    """``bench/results/synthetic_<scenario>.{json,md,png}`` from the scenario's results.json files."""
+def seconds_per_iteration(method_folder: str, steps: list[int]) -> float | None:
+    """The mean training time per iteration of ``steps`` (Detectron2's ``time`` in metrics.json)."""
+    times = []
+    for step in steps:
+        path = os.path.join(method_folder, f"step{step}", "metrics.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                times += [r["time"] for r in map(json.loads, f) if "time" in r]
+    return sum(times) / len(times) if times else None
+
+
+def write_results(scenario: str, args) -> None:
+    """
+    ``bench/results/synthetic_<scenario>.{json,md,png}``: the comparison of every method run in
+    the scenario's folder, with each method's seconds per iteration of its incremental steps (of
+    its last step for joint) and their ratio to fine-tuning's.
+    """
     folder = os.path.join(args.output_root, "synthetic", scenario)
-    results = [r for r in load_method_results([folder]) if r["method"] in args.methods]
+    results = load_method_results([folder])
+    num_steps = parse_scenario(scenario, NUM_CLASSES).num_steps
+    speed = {}
+    for r in results:
+        steps = [num_steps - 1] if r["method"] == "joint" else list(range(1, num_steps))
+        speed[r["method"]] = seconds_per_iteration(os.path.join(folder, r["method"]), steps)
     stem = os.path.join(args.results_dir, f"synthetic_{scenario}")
-    command = "python bench/scenarios.py --scenarios " + scenario
+    command = f"python bench/scenarios.py --scenarios {scenario} --jobs {args.jobs}"
     write_json_atomic(
         stem + ".json",
         {
             "command": command,
-            "schedule": schedule(scenario),
-            "minutes": minutes,
+            "schedules": {r["method"]: schedule(scenario, r["method"]) for r in results},
+            "seconds_per_iteration": speed,
             "methods": results,
         },
     )
-    timing = ", ".join(f"{m} {t:.1f}" for m, t in minutes.items())
-    text = compare_methods(results) + f"\nWall time (min, jobs={args.jobs}): {timing}\n"
+    lines = [
+        f"| {m} | {s:.3f} | {s / speed['ft']:.2f} |"
+        for m, s in speed.items()
+        if s and speed.get("ft")
+    ]
+    text = compare_methods(results) + (
+        f"\nTraining time per iteration of the incremental steps ({args.jobs} methods at once on"
+        f" {os.cpu_count()} cores):\n\n| method | s/it | / ft |\n|---|---|---|\n"
+        + "\n".join(lines)
+        + "\n"
+    )
     write_text_atomic(stem + ".md", text + f"\nCommand: `{command}`\n")
     shutil.copyfile(os.path.join(folder, "plots", "methods.png"), stem + ".png")
     print(text, flush=True)
@@ -125,7 +158,7 @@ def write_results(scenario: str, minutes: dict, args) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenarios", nargs="+", default=SCENARIOS)
-    parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS + VARIANTS)
     parser.add_argument("--output-root", default="output/bench")
     parser.add_argument("--results-dir", default=os.path.join(REPO, "bench", "results"))
     parser.add_argument("--jobs", type=int, default=1, help="methods trained at once")
@@ -133,8 +166,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     for scenario in args.scenarios:
         print(f"Scenario {scenario}: {', '.join(args.methods)}", flush=True)
-        minutes = run_scenario(scenario, args)
-        write_results(scenario, minutes, args)
+        run_scenario(scenario, args)
+        write_results(scenario, args)
 
 
 if __name__ == "__main__":

@@ -122,3 +122,24 @@ def test_meta_records(make_cfg):
     }
     with pytest.raises(ValueError, match="5 class names given for a model of 6 classes"):
         make_ykd_meta(model, scenario="3-2", step=2, class_names=NAMES[:5])
+
+
+def test_growing_into_a_model_with_interactive_kd_starts_its_encoders_afresh(
+    step0_path, make_cfg, tmp_path
+):
+    path, step0 = step0_path
+    cfg = make_cfg(classes_per_task=[3, 2])
+    cfg.MODEL.YKD.INTERACTIVE.WEIGHTS.RECONSTRUCTION = 1.0
+    torch.manual_seed(1)
+    step1 = build_model(cfg)
+    fresh = copy.deepcopy(step1.state_dict())
+    interactive = [k for k in fresh if k.startswith("distiller.")]
+    assert interactive, "the step-1 model has no interactive KD parameters"
+    _checkpointer(step1, tmp_path).load_previous_step(path)
+    grown = step1.state_dict()
+    for key in interactive:
+        assert torch.equal(grown[key], fresh[key]), key
+    assert torch.equal(
+        grown["task_modules.0.roi_heads.box_predictor.cls_score.weight"],
+        step0.state_dict()["task_modules.0.roi_heads.box_predictor.cls_score.weight"],
+    )

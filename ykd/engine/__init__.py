@@ -8,7 +8,7 @@ from .setup import (
     setup_step_cfg,
     step_output_dir,
 )
-from .trainer import ContinualTrainer, unwrap
+from .trainer import ContinualTrainer
 
 __all__ = [
     "ContinualTrainer",
@@ -20,5 +20,4 @@ __all__ = [
     "scenario_dir",
     "setup_step_cfg",
     "step_output_dir",
-    "unwrap",
 ]

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from detectron2.engine import HookBase
-from torch.nn.parallel import DistributedDataParallel
 
 from ..modeling.loss_weights import check_loss_weights
+from ..utils import unwrap
 
 __all__ = ["StageSchedule", "build_stage_schedule_hook", "stage_ends"]
 
@@ -76,10 +76,10 @@ class StageSchedule(HookBase):
         return min(bisect.bisect_right(self.ends, iteration), len(self.ends) - 1)
 
     def before_train(self):
-        if not callable(getattr(_unwrap(self.trainer.model), "set_loss_weights", None)):
+        if not callable(getattr(unwrap(self.trainer.model), "set_loss_weights", None)):
             raise TypeError(
                 "MODEL.YKD.STAGES needs a model with set_loss_weights(weights) (e.g. YKDRCNN), got"
-                f" {type(_unwrap(self.trainer.model)).__name__}"
+                f" {type(unwrap(self.trainer.model)).__name__}"
             )
         self._stage = None
 
@@ -87,16 +87,12 @@ class StageSchedule(HookBase):
         stage = self.stage_at(self.trainer.iter)
         if stage == self._stage:
             return
-        _unwrap(self.trainer.model).set_loss_weights(self.weights[stage])
+        unwrap(self.trainer.model).set_loss_weights(self.weights[stage])
         self._stage = stage
         logger.info(
             f"Iteration {self.trainer.iter}: loss-weight stage {stage + 1}/{len(self.ends)}"
             f" (until iteration {self.ends[stage]}), weights {self.weights[stage]}"
         )
-
-
-def _unwrap(model):
-    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 def _parse_stages(stages: Sequence[Any]) -> tuple[list[float], list[Mapping[str, float]]]:

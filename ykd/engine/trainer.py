@@ -6,20 +6,14 @@ from detectron2.data import MetadataCatalog
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase
 from detectron2.engine.defaults import create_ddp_model
 from detectron2.utils import comm
-from torch.nn.parallel import DistributedDataParallel
 
 from ..checkpoint import YKDCheckpointer, make_ykd_meta
 from ..evaluation import ContinualEvaluator, write_prediction_grid
-from ..utils import NonFiniteLossError
+from ..utils import NonFiniteLossError, unwrap
 from .resumable import RandomStates, build_resumable_train_loader
 from .setup import previous_step_checkpoint
 from .stage_schedule import build_stage_schedule_hook
 from .step_averaging import build_averaging_hook
-
-
-def unwrap(model):
-    """The model inside a ``DistributedDataParallel`` wrapper (or ``model`` itself)."""
-    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 class ContinualTrainer(DefaultTrainer):

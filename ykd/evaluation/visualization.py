@@ -17,9 +17,8 @@ from detectron2.evaluation import inference_context
 from detectron2.structures import Instances
 from detectron2.utils.visualizer import Visualizer
 from PIL import Image, ImageDraw
-from torch.nn.parallel import DistributedDataParallel
 
-from ..utils import atomic_write
+from ..utils import atomic_write, unwrap
 
 # Colours (RGB in [0, 1]) of the instances of old classes (tasks before the step) and of new ones.
 OLD_COLOR = (0.12, 0.47, 0.71)  # blue
@@ -69,7 +68,7 @@ class ImagePredictor:
     """
 
     def __init__(self, cfg, model):
-        self.model = model.module if isinstance(model, DistributedDataParallel) else model
+        self.model = unwrap(model)
         self.input_format = cfg.INPUT.FORMAT
         self.aug = T.ResizeShortestEdge(
             [cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST
