@@ -7,7 +7,7 @@ STAMP := $(VENV)/.ykd-installed
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: demo test lint bench install clean-venv
+.PHONY: demo test lint bench bench-scenarios install clean-venv
 
 install: $(STAMP)
 
@@ -33,6 +33,13 @@ bench: $(STAMP)
 	$(VPY) bench/model_speed.py
 	$(VPY) bench/kd_losses.py
 	$(VPY) bench/step_time.py --config-file configs/base/mask_rcnn_slim_fpn_cpu.yaml
+
+# All methods on the synthetic 15-5, 19-1, 10-10 and 15-1 scenarios (hours on 2 CPU cores; a rerun
+# skips finished steps), then the Dynamic Y-KD variants on 15-5 and 15-1: bench/results/synthetic_*.
+bench-scenarios: $(STAMP)
+	$(VPY) bench/scenarios.py --scenarios 15-5 19-1 10-10 15-1 --jobs 2
+	$(VPY) bench/scenarios.py --scenarios 15-5 15-1 --jobs 2 \
+		--methods dynamic_ykd_interactive dynamic_ykd_3stage
 
 clean-venv:
 	rm -rf $(VENV)

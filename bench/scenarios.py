@@ -28,8 +28,9 @@ sys.path.insert(0, os.path.join(REPO, "tools"))
 from demo import DEMO_SCHEDULE  # noqa: E402
 
 from ykd.data import parse_scenario  # noqa: E402
+from ykd.engine import setup_step_cfg  # noqa: E402
 from ykd.engine.results import compare_methods  # noqa: E402
-from ykd.engine.scenario import load_method_results  # noqa: E402
+from ykd.engine.scenario import finished_results, load_method_results  # noqa: E402
 from ykd.utils import write_json_atomic, write_text_atomic  # noqa: E402
 
 METHODS = ["ft", "joint", "ilod", "faster_ilod", "mma", "mma_plus", "ykd", "dynamic_ykd"]
@@ -86,14 +87,22 @@ def run(command: list[str], log_name: str, scenario: str, args, threads: int) ->
     print(f"  {scenario} {log_name}: {(time.perf_counter() - start) / 60:.1f} min", flush=True)
 
 
+def step0_finished(method: str, scenario: str, args) -> bool:
+    """Whether the shared step 0 of ``scenario`` (with ``method``'s config) is trained already."""
+    config = os.path.join(REPO, "configs", "synthetic", f"{method}.yaml")
+    opts = ["CONTINUAL.OUTPUT_ROOT", args.output_root] + schedule(scenario, method) + args.opts
+    return finished_results(setup_step_cfg(config, opts, scenario=scenario, step=0)) is not None
+
+
 def run_scenario(scenario: str, args) -> None:
     """
     The shared step 0 alone (all cores), then every method, ``args.jobs`` at a time (the cores
     shared among them), so that the methods' iteration times are measured alike.
     """
     first = next(m for m in args.methods if m != "joint")
-    step0 = method_command(first, scenario, args.output_root, args.opts, ["--step", "0"])
-    run(step0, "step0", scenario, args, os.cpu_count() or 1)
+    if not step0_finished(first, scenario, args):
+        step0 = method_command(first, scenario, args.output_root, args.opts, ["--step", "0"])
+        run(step0, "step0", scenario, args, os.cpu_count() or 1)
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
 
     def run_method(method):
