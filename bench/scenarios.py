@@ -63,8 +63,9 @@ def method_command(
     (joint: its last step only)."""
     if steps is None:
         steps = ["--all-steps"]
-        if method == "joint":
-            steps = ["--step", str(parse_scenario(scenario, NUM_CLASSES).num_steps - 1)]
+        if method == "joint":  # resumed: a finished one is only evaluated again
+            last = parse_scenario(scenario, NUM_CLASSES).num_steps - 1
+            steps = ["--step", str(last), "--resume"]
     config = os.path.join(REPO, "configs", "synthetic", f"{method}.yaml")
     return (
         [sys.executable, os.path.join(REPO, "tools", "train_net.py"), "--config-file", config]
