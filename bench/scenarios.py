@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """
 The synthetic continual benchmark behind `make bench-scenarios`: every method on the synthetic
-scenarios with the CPU benchmark schedule, then, per scenario, the comparison table, the plot and
-the wall time of each method, committed as ``bench/results/synthetic_<scenario>.{json,md,png}``.
+scenarios with the CPU benchmark schedule, then, per scenario, the comparison table and plot,
+committed as ``bench/results/synthetic_<scenario>.{json,md,png}``.
 
     python bench/scenarios.py [--scenarios 15-5 19-1 15-1 10-10] [--methods ft ...] [--jobs 2]
 
@@ -14,7 +14,6 @@ finished steps.
 """
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -97,8 +96,8 @@ def step0_finished(method: str, scenario: str, args) -> bool:
 
 def run_scenario(scenario: str, args) -> None:
     """
-    The shared step 0 alone (all cores), then every method, ``args.jobs`` at a time (the cores
-    shared among them), so that the methods' iteration times are measured alike.
+    The shared step 0 alone (all cores, unless trained already), then every method,
+    ``args.jobs`` at a time (the cores shared among them).
     """
     first = next(m for m in args.methods if m != "joint")
     if not step0_finished(first, scenario, args):
@@ -114,30 +113,14 @@ def run_scenario(scenario: str, args) -> None:
         list(pool.map(run_method, args.methods))
 
 
-def seconds_per_iteration(method_folder: str, steps: list[int]) -> float | None:
-    """The mean training time per iteration of ``steps`` (Detectron2's ``time`` in metrics.json)."""
-    times = []
-    for step in steps:
-        path = os.path.join(method_folder, f"step{step}", "metrics.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                times += [r["time"] for r in map(json.loads, f) if "time" in r]
-    return sum(times) / len(times) if times else None
-
-
 def write_results(scenario: str, args) -> None:
     """
     ``bench/results/synthetic_<scenario>.{json,md,png}``: the comparison of every method run in
-    the scenario's folder, with each method's seconds per iteration of its incremental steps (of
-    its last step for joint) and their ratio to fine-tuning's.
+    the scenario's folder (iteration costs are measured side by side by bench/step_time.py: the
+    methods here train at different times, under different loads).
     """
     folder = os.path.join(args.output_root, "synthetic", scenario)
     results = load_method_results([folder])
-    num_steps = parse_scenario(scenario, NUM_CLASSES).num_steps
-    speed = {}
-    for r in results:
-        steps = [num_steps - 1] if r["method"] == "joint" else list(range(1, num_steps))
-        speed[r["method"]] = seconds_per_iteration(os.path.join(folder, r["method"]), steps)
     stem = os.path.join(args.results_dir, f"synthetic_{scenario}")
     command = f"python bench/scenarios.py --scenarios {scenario} --jobs {args.jobs}"
     write_json_atomic(
@@ -145,21 +128,10 @@ def write_results(scenario: str, args) -> None:
         {
             "command": command,
             "schedules": {r["method"]: schedule(scenario, r["method"]) for r in results},
-            "seconds_per_iteration": speed,
             "methods": results,
         },
     )
-    lines = [
-        f"| {m} | {s:.3f} | {s / speed['ft']:.2f} |"
-        for m, s in speed.items()
-        if s and speed.get("ft")
-    ]
-    text = compare_methods(results) + (
-        f"\nTraining time per iteration of the incremental steps ({args.jobs} methods at once on"
-        f" {os.cpu_count()} cores):\n\n| method | s/it | / ft |\n|---|---|---|\n"
-        + "\n".join(lines)
-        + "\n"
-    )
+    text = compare_methods(results)
     write_text_atomic(stem + ".md", text + f"\nCommand: `{command}`\n")
     shutil.copyfile(os.path.join(folder, "plots", "methods.png"), stem + ".png")
     print(text, flush=True)
@@ -172,11 +144,15 @@ def main(argv=None) -> None:
     parser.add_argument("--output-root", default="output/bench")
     parser.add_argument("--results-dir", default=os.path.join(REPO, "bench", "results"))
     parser.add_argument("--jobs", type=int, default=1, help="methods trained at once")
+    parser.add_argument(
+        "--tables-only", action="store_true", help="rewrite the results files, train nothing"
+    )
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[])
     args = parser.parse_args(argv)
     for scenario in args.scenarios:
-        print(f"Scenario {scenario}: {', '.join(args.methods)}", flush=True)
-        run_scenario(scenario, args)
+        if not args.tables_only:
+            print(f"Scenario {scenario}: {', '.join(args.methods)}", flush=True)
+            run_scenario(scenario, args)
         write_results(scenario, args)
 
 

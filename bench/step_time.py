@@ -1,6 +1,7 @@
 """
 Median training-iteration time of YKDRCNN at step 1 for fine-tuning (no teacher), Y-KD (teacher on
-the shared trunk) and separate-teacher KD (the teacher runs its own trunk), measured side by side
+the shared trunk), separate-teacher KD (the teacher runs its own trunk) and Y-KD with interactive
+feature KD (a 3-stage loss schedule costs what Y-KD does: it only reweights), measured side by side
 (round-robin, so that the load of a shared machine hits all alike), and inference time with 1, 2
 and 4 task modules ("all" modules). Goals: Y-KD / fine-tuning <= 1.15, inference(4) / (1) <= 1.3.
 
@@ -27,7 +28,7 @@ from detectron2.utils.events import EventStorage  # noqa: E402
 import ykd.modeling  # noqa: E402, F401  (registration)
 from ykd.config import add_ykd_config  # noqa: E402
 
-TRAIN_METHODS = ("fine-tuning", "y-kd", "separate-teacher")
+TRAIN_METHODS = ("fine-tuning", "y-kd", "separate-teacher", "y-kd+interactive")
 INFERENCE_MODULES = (1, 2, 4)
 
 
@@ -69,6 +70,9 @@ def build(cfg, classes_per_task: list[int], method: str = "y-kd"):
     if method == "fine-tuning":
         for key in ("CLS", "BOX", "MASK", "RPN"):
             cfg.MODEL.YKD.KD_WEIGHTS[key] = 0.0
+    if method == "y-kd+interactive":  # configs/synthetic/dynamic_ykd_interactive.yaml's terms
+        for key in cfg.MODEL.YKD.INTERACTIVE.WEIGHTS:
+            cfg.MODEL.YKD.INTERACTIVE.WEIGHTS[key] = 1.0
     torch.manual_seed(0)
     return build_model(cfg)
 
@@ -170,13 +174,16 @@ def main() -> None:
         print(f"infer  {n} task module(s)     {seconds * 1000:8.1f} ms/batch (median of {repeats})")
     ykd = train["y-kd"] / train["fine-tuning"]
     separate = train["separate-teacher"] / train["fine-tuning"]
+    interactive = train["y-kd+interactive"] / train["y-kd"]
     modules = inference[4] / inference[1]
     print(f"ratio  y-kd / fine-tuning             {ykd:.3f}  (goal <= 1.15)")
     print(f"ratio  separate-teacher / fine-tuning {separate:.3f}")
+    print(f"ratio  y-kd+interactive / y-kd        {interactive:.3f}")
     print(f"ratio  inference 4 / 1 modules        {modules:.3f}  (goal <= 1.3)")
     verdict = "OK" if ykd <= 1.15 and modules <= 1.3 else "GOAL MISSED"
     print(
-        f"step_time: y-kd/ft={ykd:.2f} separate/ft={separate:.2f} infer4/infer1={modules:.2f}"
+        f"step_time: y-kd/ft={ykd:.2f} separate/ft={separate:.2f}"
+        f" interactive/y-kd={interactive:.2f} infer4/infer1={modules:.2f}"
         f" batch={args.batch}x{args.size}px threads={torch.get_num_threads()}"
         f" mask_per_image={args.mask_per_image} inference_rpn={args.inference_rpn} {verdict}"
     )

@@ -1,7 +1,5 @@
 """The synthetic benchmark's schedules, commands and iteration times (bench/scenarios.py)."""
 
-import json
-
 from tests.conftest import load_tool
 
 scenarios = load_tool("scenarios", folder="bench")
@@ -24,13 +22,3 @@ def test_joint_keeps_the_step0_schedule_and_runs_its_last_step():
     command = scenarios.method_command("joint", "15-1", "out", [])
     assert command[command.index("--step") + 1] == "5" and "--resume" in command
     assert "--all-steps" in scenarios.method_command("ilod", "15-1", "out", [])
-
-
-def test_seconds_per_iteration_is_the_mean_over_the_given_steps(tmp_path):
-    for step, times in ((1, [0.5, 0.7]), (2, [0.9]), (3, [10.0])):
-        folder = tmp_path / f"step{step}"
-        folder.mkdir()
-        records = [{"iteration": 19, "time": t} for t in times] + [{"iteration": 20}]
-        folder.joinpath("metrics.json").write_text("\n".join(map(json.dumps, records)))
-    assert abs(scenarios.seconds_per_iteration(str(tmp_path), [1, 2]) - 0.7) < 1e-12
-    assert scenarios.seconds_per_iteration(str(tmp_path), [4]) is None
