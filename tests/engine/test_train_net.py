@@ -125,3 +125,12 @@ def test_two_cpu_processes_train_a_ykd_step(trained):
     assert records[-1]["iteration"] == 2  # the 3 iterations of the instant incremental step
     assert all(math.isfinite(r["total_loss"]) and r["loss_kd_cls"] >= 0 for r in records)
     assert "World size: 2" in run.stdout + run.stderr
+
+
+def test_unknown_method_lists_the_known_ones(tmp_path):
+    config = os.path.join(REPO_ROOT, "configs", "synthetic", "dinosaur.yaml")
+    args = train_net.build_parser().parse_args(
+        ["--config-file", config, "--scenario", "10-5", "--step", "0"] + instant_opts(str(tmp_path))
+    )
+    with pytest.raises(FileNotFoundError, match=r"unknown method.*dynamic_ykd, .*ft, .*joint"):
+        train_net.main(args)

@@ -125,6 +125,22 @@ def configure_step(cfg: CfgNode, step: int | None = None) -> StepDatasets:
     return datasets
 
 
+def _check_config_file(path: str) -> None:
+    if os.path.isfile(path):
+        return
+    folder = os.path.dirname(path) or "."
+    methods = (
+        sorted(name[: -len(".yaml")] for name in os.listdir(folder) if name.endswith(".yaml"))
+        if os.path.isdir(folder)
+        else []
+    )
+    known = f"the methods in {folder}: {', '.join(methods)}" if methods else f"no folder {folder}"
+    raise FileNotFoundError(
+        f"No config file {path} (unknown method?); {known}. Pass --config-file"
+        " configs/<dataset>/<method>.yaml."
+    )
+
+
 def setup_step_cfg(config_file: str, opts: list[str], scenario=None, step=None) -> CfgNode:
     """
     The frozen config of one step: defaults, ``config_file``, ``opts``, ``scenario`` and ``step``
@@ -133,11 +149,14 @@ def setup_step_cfg(config_file: str, opts: list[str], scenario=None, step=None) 
     with ``CONTINUAL.INCREMENTAL_OPTS "['SOLVER.MAX_ITER', '800']"`` in ``opts``).
 
     Raises:
+        FileNotFoundError: no ``config_file`` (e.g. an unknown method): the message lists the
+            method configs beside it.
         PermissionError: ``CONTINUAL.OUTPUT_ROOT`` or the step's folder cannot be written (checked
             before any data is read and before the model is built).
     """
     cfg = get_ykd_cfg()
     if config_file:
+        _check_config_file(config_file)
         cfg.merge_from_file(config_file)
     cfg.merge_from_list(list(opts))
     if scenario is not None:
