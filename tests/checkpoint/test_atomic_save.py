@@ -6,15 +6,8 @@ import pytest
 import torch
 from torch import nn
 
+from tests.checkpoint.conftest import META
 from ykd.checkpoint import YKDCheckpointer
-
-META = {
-    "scenario": "3-2",
-    "step": 0,
-    "class_names": ["a", "b", "c"],
-    "num_modules": 1,
-    "num_classes_per_task": [3],
-}
 
 
 def _checkpointer(folder, seed=0):

@@ -16,17 +16,11 @@ import torch
 from fvcore.common.checkpoint import PeriodicCheckpointer
 from torch import nn
 
+from tests.checkpoint.conftest import META
 from ykd.checkpoint import YKDCheckpointer
 from ykd.utils import write_json_atomic, write_text_atomic
 
 KILLS = 15
-META = {
-    "scenario": "3-2",
-    "step": 0,
-    "class_names": ["a", "b", "c"],
-    "num_modules": 1,
-    "num_classes_per_task": [3],
-}
 
 
 def _checkpointer(folder) -> YKDCheckpointer:
