@@ -52,9 +52,18 @@ def test_random_states_restore_every_generator_through_a_weights_only_file(tmp_p
     assert torch.equal(again[3], expected[3])
 
 
+def _read_all(paths) -> str:
+    texts = []
+    for path in paths:
+        with open(path) as f:
+            texts.append(f.read())
+    return "\n".join(texts)
+
+
 def _train(root, *extra, wait_for=None):
-    """Step 0 of 10-5 on the instant config, 24 iterations; with ``wait_for``, killed (SIGKILL)
-    as soon as a file matches that glob pattern."""
+    """Step 0 of 10-5 on the instant config, 24 iterations; with ``wait_for`` (a glob pattern of
+    ``last_checkpoint`` files, and the checkpoint name), killed (SIGKILL) as soon as such a file
+    names that checkpoint."""
     argv = [sys.executable, TRAIN_NET, "--config-file", CONFIG, "--scenario", "10-5"]
     argv += ["--step", "0", *extra, *instant_opts(str(root))]
     argv += ["SOLVER.MAX_ITER", "24", "SOLVER.CHECKPOINT_PERIOD", "6"]
@@ -64,7 +73,8 @@ def _train(root, *extra, wait_for=None):
         return
     process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    while not glob.glob(str(wait_for)) and process.poll() is None:
+    pattern, checkpoint = wait_for
+    while process.poll() is None and checkpoint not in _read_all(glob.glob(str(pattern))):
         assert time.monotonic() < deadline
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
@@ -78,7 +88,10 @@ def test_run_killed_mid_step_resumes_to_the_uninterrupted_result(tmp_path):
     # Step 0 trains in the scenario's shared_step0/<digest>/ (ft/step0 links to it at the end).
     _train(
         killed,
-        wait_for=killed / "out" / "synthetic" / "10-5" / "shared_step0" / "*" / "model_0000011.pth",
+        wait_for=(
+            killed / "out" / "synthetic" / "10-5" / "shared_step0" / "*" / "last_checkpoint",
+            "model_0000011.pth",
+        ),
     )
     assert not (killed / step0 / "model_final.pth").exists(), "killed after the end"
     _train(killed, "--resume")
