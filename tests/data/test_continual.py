@@ -17,7 +17,7 @@ from ykd.data.datasets import DATASET_SOURCES
 
 pytestmark = pytest.mark.usefixtures("clean_catalogs")
 
-# Pascal VOC's classes, alphabetical: the voc_sbd default order (DESIGN.md §1), written out here.
+# Pascal VOC's classes, alphabetical: the voc_sbd default order, written out here.
 VOC = [
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",

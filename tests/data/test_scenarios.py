@@ -20,7 +20,7 @@ def r(start, stop):
     return list(range(start, stop + 1))
 
 
-# Tasks written out by hand from DESIGN.md §1: A classes at step 0, then B per step.
+# Tasks written out by hand from the definition of ``A-B``: A classes at step 0, then B per step.
 SCENARIOS = [
     ("15-5", 20, [r(0, 14), r(15, 19)]),
     ("19-1", 20, [r(0, 18), [19]]),
@@ -49,7 +49,7 @@ def test_known_scenarios(name, num_classes, tasks):
 
 
 def test_step_counts_of_the_design():
-    # DESIGN.md §1: "15-1 on VOC = 6 steps; 10-5 = 3 steps; 19-1 = 2"; COCO 40-10 = 4 increments.
+    # Counted by hand: 15-1 on VOC is 1 + 5 steps, 10-5 is 1 + 2, 19-1 is 1 + 1, 40-10 is 1 + 4.
     assert parse_scenario("15-1", 20).num_steps == 6
     assert parse_scenario("10-5", 20).num_steps == 3
     assert parse_scenario("19-1", 20).num_steps == 2

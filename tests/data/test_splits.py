@@ -53,8 +53,8 @@ def cut(step, is_train, **kwargs):
     )
 
 
-# Expected splits written by hand from DESIGN.md §1 (a=0, b=1, c=2, d=3, e=4, f=5; the second
-# element of each pair is the annotation's position in its image).
+# Expected splits written by hand from the rules in ykd/data/splits.py's docstring (a=0, b=1,
+# c=2, d=3, e=4, f=5; the second element of each pair is the annotation's position in its image).
 def test_overlapped_step1_keeps_images_with_a_new_class_and_only_new_labels():
     assert labels(cut(1, True)) == {2: [(2, 1)], 3: [(3, 0)], 4: [(2, 0)]}
 

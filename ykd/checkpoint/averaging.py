@@ -1,5 +1,5 @@
 r"""
-Checkpoint averaging (DESIGN.md §5, issue 7): θ = Σ_i w_i·θ_i, key by key, over a selection of keys.
+Checkpoint averaging (``docs/method.md``): θ = Σ_i w_i·θ_i, key by key, over a selection of keys.
 
 Paper use (Dynamic Y-KD): the weights of a task module are interpolated between consecutive steps,
 θ = α·θ_{t-1} + (1-α)·θ_t, to trade old-class against new-class accuracy at no training cost; the

@@ -1,7 +1,7 @@
 r"""
-The α sweep of Dynamic Y-KD (issue 7): for each α of a grid, the step-t model whose task module t
-and mask head are interpolated with the previous step's, θ = α·θ_{t-1} + (1-α)·θ_t (the trunk is
-the step-t one), and a table and plot of its old / new / all-class mask AP against α.
+The α sweep of Dynamic Y-KD (``docs/method.md``): for each α of a grid, the step-t model whose
+task module t and mask head are interpolated with the previous step's, θ = α·θ_{t-1} + (1-α)·θ_t
+(the trunk is the step-t one), and a table and plot of its old / new / all-class mask AP against α.
 
 α = 0 is the step-t model, α = 1 puts the step-(t-1) student (``task_modules.<t-1>`` of the
 step-(t-1) checkpoint, renamed ``task_modules.<t>``) and mask head back into it. The evaluation

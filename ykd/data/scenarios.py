@@ -2,9 +2,9 @@
 Class-incremental scenarios: ``A-B`` parsing, tasks and the old/new/seen class sets of each step.
 
 A scenario ``A-B`` on a dataset with N classes learns classes 1..A at step 0, then the next B classes
-at each later step until all N are seen (DESIGN.md §1). Classes are referred to by their position in
-the scenario's class order ("contiguous ids", 0-based), which is also the model's class index: at step
-t the model predicts the seen classes ``0 .. num_seen(t) - 1``.
+at each later step until all N are seen (``15-1`` on 20 classes: 6 steps). Classes are referred
+to by their position in the scenario's class order ("contiguous ids", 0-based), which is also the
+model's class index: at step t the model predicts the seen classes ``0 .. num_seen(t) - 1``.
 """
 
 import random

@@ -1,5 +1,5 @@
 """
-Per-step filtering of a source dataset (DESIGN.md §1).
+Per-step filtering of a source dataset (settings described in ``docs/method.md``).
 
 - Training at step t, **overlapped**: every image holding at least one instance of a task-t class,
   annotated with task-t instances only (old and future objects are unlabeled background).

@@ -1,5 +1,5 @@
 """
-Embedded synthetic instance-segmentation dataset: 20 classes of coloured shapes (DESIGN.md §7).
+Embedded synthetic instance-segmentation dataset: 20 classes of coloured shapes.
 
 Each class is a shape family (circle, square, triangle, star, cross) in a colour family (red, yellow,
 green, blue). An image holds 1-6 instances on a textured, low-contrast background; instances are drawn

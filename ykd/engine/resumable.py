@@ -1,6 +1,6 @@
 """
 What a resumed run needs to continue exactly where a killed one stopped: the position of the
-training sampler and the states of the random generators (DESIGN.md §8).
+training sampler and the states of the random generators (``docs/training.md``, "Resume").
 
 Detectron2 restores the model, optimizer, scheduler and iteration on ``--resume``, but restarts the
 sampler from its first index and leaves the random generators (data augmentation, ROI sampling)

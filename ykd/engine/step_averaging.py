@@ -1,6 +1,6 @@
 r"""
-Checkpoint averaging at the end of every incremental step (``MODEL.YKD.AVERAGING.ALPHA``, DESIGN.md
-§5): θ = α·θ_{t-1} + (1-α)·θ_t on task module t and the mask head
+Checkpoint averaging at the end of every incremental step (``MODEL.YKD.AVERAGING.ALPHA``,
+``docs/method.md``): θ = α·θ_{t-1} + (1-α)·θ_t on task module t and the mask head
 (:func:`ykd.checkpoint.step_average`), written next to the raw model and evaluated as well.
 """
 

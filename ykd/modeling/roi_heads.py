@@ -1,6 +1,6 @@
 """
 Box ROI heads of a task module (FPN and C4). They have no mask head: the model's mask head is
-unique and shared by all task modules (DESIGN.md §2).
+unique and shared by all task modules (``docs/method.md``).
 """
 
 from collections.abc import Callable

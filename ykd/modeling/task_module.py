@@ -1,4 +1,4 @@
-"""A task module of Y-KD: the RPN and box ROI heads that learn one task (DESIGN.md §2)."""
+"""A task module of Y-KD: the RPN and box ROI heads that learn one task (``docs/method.md``)."""
 
 import copy
 
