@@ -41,6 +41,11 @@ def _add_continual_config(cfg: CN) -> None:
     # Config overrides ("KEY", "VALUE", ...) applied last, at steps >= 1 only:
     # the incremental steps' schedule (e.g. MMA's 2.5K-10K iterations at LR 4e-4, Y-KD's LR 1e-3).
     cfg.CONTINUAL.INCREMENTAL_OPTS = []
+    # Per-step-shape overrides, applied at steps >= 1 before INCREMENTAL_OPTS (which wins): a list
+    # of [max_new_classes, ["KEY", "VALUE", ...]]; the first rule whose max_new_classes is at least
+    # the number of classes the step adds applies, e.g. MMA's 2.5K iterations for one-class steps
+    # and 10K for five- and ten-class steps. Empty = no rule.
+    cfg.CONTINUAL.STEP_RULES = []
     # Checkpoint that a step t >= 1 starts from; empty = step t-1's model_final.pth in the output
     # tree. (MODEL.WEIGHTS stays the initialisation of step 0 and of joint training.)
     cfg.CONTINUAL.PREVIOUS_WEIGHTS = ""
@@ -76,6 +81,10 @@ def _add_slim_resnet_config(cfg: CN) -> None:
     cfg.MODEL.SLIM_RESNET.STAGE_OUT_CHANNELS = [32, 64, 128, 256]
     # Number of BasicBlocks in res2..res5.
     cfg.MODEL.SLIM_RESNET.NUM_BLOCKS = [1, 1, 1, 1]
+    # Backward of the ROIAlign poolers (box and mask): "torchvision" (its kernel) or "separable"
+    # (two batched matrix products, equal gradients; several times faster on CPU, where
+    # torchvision's backward runs on one thread). See ykd/modeling/poolers.py.
+    cfg.MODEL.ROI_ALIGN_BACKWARD = "torchvision"
 
 
 def _add_ykd_model_config(cfg: CN) -> None:

@@ -85,11 +85,11 @@ def test_run_killed_mid_step_resumes_to_the_uninterrupted_result(tmp_path):
     step0 = os.path.join("out", "synthetic", "10-5", "ft", "step0")
     _train(tmp_path / "straight")
     killed = tmp_path / "killed"
-    # Step 0 trains in the scenario's shared_step0/<digest>/ (ft/step0 links to it at the end).
+    # Step 0 trains in the dataset's shared_step0/<digest>/ (ft/step0 links to it at the end).
     _train(
         killed,
         wait_for=(
-            killed / "out" / "synthetic" / "10-5" / "shared_step0" / "*" / "last_checkpoint",
+            killed / "out" / "synthetic" / "shared_step0" / "*" / "last_checkpoint",
             "model_0000011.pth",
         ),
     )

@@ -63,7 +63,7 @@ def test_every_method_writes_its_results(scenario_root, method):
 
 
 def test_step0_is_trained_once_for_all_methods(scenario_root):
-    shared = list((scenario_root / "shared_step0").iterdir())
+    shared = list((scenario_root.parent / "shared_step0").iterdir())
     assert len(shared) == 1
     for method in METHODS:
         assert os.path.realpath(scenario_root / method / "step0") == os.path.realpath(shared[0])

@@ -37,7 +37,7 @@ def trained(tmp_path_factory):
 def test_step0_writes_layout_and_results(trained):
     root, step_dir, results = trained
     assert step_dir.is_symlink()
-    shared = root / "out" / "synthetic" / "10-5" / "shared_step0"
+    shared = root / "out" / "synthetic" / "shared_step0"
     assert os.path.realpath(step_dir) == os.path.realpath(next(shared.iterdir()))
     for name in ("config.yaml", "model_final.pth", "metrics.json", "eval.json"):
         assert (step_dir / name).is_file(), name

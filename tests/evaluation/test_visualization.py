@@ -172,4 +172,4 @@ def test_the_number_of_pictures_does_not_change_the_shared_step0():
     cfg = get_ykd_cfg()
     other = cfg.clone()
     other.CONTINUAL.VIS_NUM_IMAGES = 0
-    assert step0_key(other) == step0_key(cfg)
+    assert step0_key(other, ["a", "b"]) == step0_key(cfg, ["a", "b"])

@@ -9,9 +9,14 @@ from ..config import add_ykd_config
 from ..data import StepDatasets, register_step_datasets
 from ..utils import check_output_writable
 
-# Keys that do not change step 0: every method of a scenario shares one trained step 0.
+# Keys that do not change step 0: every method, and every scenario with the same step-0 classes
+# (15-5 and 15-1), shares one trained step 0.
 _METHOD_ONLY_KEYS = (
     "OUTPUT_DIR",
+    "DATASETS.TRAIN",
+    "DATASETS.TEST",
+    "CONTINUAL.SCENARIO",
+    "CONTINUAL.STEP_RULES",
     "CONTINUAL.METHOD",
     "CONTINUAL.JOINT",
     "CONTINUAL.OUTPUT_ROOT",
@@ -37,12 +42,16 @@ def scenario_dir(cfg: CfgNode) -> str:
 
 
 def method_dir(cfg: CfgNode) -> str:
-    """``<OUTPUT_ROOT>/<dataset>/<scenario>/<method>`` (DESIGN.md §8)."""
+    """``<OUTPUT_ROOT>/<dataset>/<scenario>/<method>``: the steps of one method of a scenario."""
     return os.path.join(scenario_dir(cfg), cfg.CONTINUAL.METHOD)
 
 
-def step0_key(cfg: CfgNode) -> str:
-    """A digest of the step-0 config without the keys that only matter to later steps."""
+def step0_key(cfg: CfgNode, step0_classes: list[str]) -> str:
+    """
+    A digest of the step-0 config without the keys that only matter to later steps, and of the
+    classes that step 0 learns (``step0_classes``, in label order), which the scenario name does
+    not decide alone: 15-5 and 15-1 share one step 0.
+    """
     neutral = cfg.clone()
     neutral.defrost()
     for key in _METHOD_ONLY_KEYS:
@@ -51,14 +60,15 @@ def step0_key(cfg: CfgNode) -> str:
         for part in filter(None, parent.split(".")):
             node = node[part]
         node.pop(name, None)
-    return hashlib.sha1(neutral.dump().encode()).hexdigest()[:10]
+    text = neutral.dump() + "\nstep-0 classes: " + ",".join(step0_classes)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
 def step_output_dir(cfg: CfgNode, step: int) -> str:
     """
     The output folder of a step: ``<method dir>/step<t>`` for t >= 1. Step 0 is trained once per
-    scenario and step-0 config, in ``CONTINUAL.STEP0_DIR``
-    (``<scenario dir>/shared_step0/<digest>``); each method's ``step0`` links to it.
+    set of step-0 classes and step-0 config, in ``CONTINUAL.STEP0_DIR``
+    (``<OUTPUT_ROOT>/<dataset>/shared_step0/<digest>``); each method's ``step0`` links to it.
     """
     if step == 0:
         return cfg.CONTINUAL.STEP0_DIR
@@ -120,7 +130,13 @@ def configure_step(cfg: CfgNode, step: int | None = None) -> StepDatasets:
     per_task = [num_seen] if cfg.CONTINUAL.JOINT else datasets.num_classes_per_task
     cfg.MODEL.YKD.NUM_CLASSES_PER_TASK = per_task
     if datasets.step == 0:
-        cfg.CONTINUAL.STEP0_DIR = os.path.join(scenario_dir(cfg), "shared_step0", step0_key(cfg))
+        step0_classes = datasets.seen_class_names
+        cfg.CONTINUAL.STEP0_DIR = os.path.join(
+            cfg.CONTINUAL.OUTPUT_ROOT,
+            cfg.CONTINUAL.DATASET,
+            "shared_step0",
+            step0_key(cfg, step0_classes),
+        )
     cfg.OUTPUT_DIR = step_output_dir(cfg, datasets.step)
     return datasets
 
@@ -141,11 +157,39 @@ def _check_config_file(path: str) -> None:
     )
 
 
+def step_rule_opts(rules: list, num_new_classes: int) -> list[str]:
+    """
+    The opts of the first of ``CONTINUAL.STEP_RULES`` whose ``max_new_classes`` is at least
+    ``num_new_classes`` (the classes a step adds); none when no rule matches.
+
+    Raises:
+        ValueError: a rule that is not ``[max_new_classes, ["KEY", "VALUE", ...]]``.
+    """
+    for rule in rules:
+        valid = (
+            isinstance(rule, (list, tuple))
+            and len(rule) == 2
+            and isinstance(rule[0], int)
+            and isinstance(rule[1], (list, tuple))
+            and len(rule[1]) % 2 == 0
+        )
+        if not valid:
+            raise ValueError(
+                f'CONTINUAL.STEP_RULES entry {rule!r} is not [max_new_classes, ["KEY", "VALUE",'
+                ' ...]]: give an integer and a list of key-value pairs, e.g. [1, ["SOLVER.MAX_ITER",'
+                ' "2500"]].'
+            )
+        if num_new_classes <= rule[0]:
+            return [str(item) for item in rule[1]]
+    return []
+
+
 def setup_step_cfg(config_file: str, opts: list[str], scenario=None, step=None) -> CfgNode:
     """
     The frozen config of one step: defaults, ``config_file``, ``opts``, ``scenario`` and ``step``
     when given (they override ``CONTINUAL.SCENARIO`` / ``CONTINUAL.STEP``), then, at steps >= 1,
-    ``CONTINUAL.INCREMENTAL_OPTS`` (the incremental schedule wins over the step-0 one; change it
+    the opts of the matching ``CONTINUAL.STEP_RULES`` entry and ``CONTINUAL.INCREMENTAL_OPTS`` (the
+    incremental schedule wins over the step-0 one, and INCREMENTAL_OPTS over the rule; change it
     with ``CONTINUAL.INCREMENTAL_OPTS "['SOLVER.MAX_ITER', '800']"`` in ``opts``).
 
     Raises:
@@ -167,9 +211,11 @@ def setup_step_cfg(config_file: str, opts: list[str], scenario=None, step=None) 
     check_output_writable(cfg.CONTINUAL.OUTPUT_ROOT, fix=_UNWRITABLE_FIX)
     if cfg.CONTINUAL.STEP > 0:
         step0 = cfg.clone()
-        configure_step(step0, 0)
+        scenario = configure_step(step0, 0).scenario
         cfg.CONTINUAL.STEP0_DIR = step0.CONTINUAL.STEP0_DIR
-        cfg.merge_from_list(list(cfg.CONTINUAL.INCREMENTAL_OPTS))
+        new_classes = len(scenario.task(cfg.CONTINUAL.STEP))
+        rule_opts = step_rule_opts(cfg.CONTINUAL.STEP_RULES, new_classes)
+        cfg.merge_from_list(rule_opts + list(cfg.CONTINUAL.INCREMENTAL_OPTS))
     configure_step(cfg)
     check_output_writable(cfg.OUTPUT_DIR, what="Step output folder", fix=_UNWRITABLE_FIX)
     cfg.freeze()
