@@ -129,10 +129,6 @@ def test_base_of_all_classes_is_a_single_step_whatever_the_increment():
     assert parse_scenario("20-40", 20).tasks() == [r(0, 19)]
 
 
-def test_scenario_error_is_a_value_error():
-    assert issubclass(ScenarioError, ValueError)
-
-
 @pytest.mark.parametrize("step", [-1, 2, 7])
 def test_step_out_of_range_names_the_valid_range(step):
     scenario = parse_scenario("15-5", 20)
