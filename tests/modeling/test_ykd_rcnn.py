@@ -212,7 +212,6 @@ def test_inference_keeps_each_module_to_its_task(classes_per_task, scores, make_
     for c, s in zip(classes, instances.scores, strict=True):
         assert s.item() == pytest.approx(expected_score[owner[c]].item(), rel=1e-5)
     model.inference_modules = "latest"
-    model._set_inference_classes()
     with torch.no_grad():
         latest = model(make_inputs([[0], [1]]))[0]["instances"]
     assert torch.allclose(

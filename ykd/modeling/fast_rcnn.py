@@ -5,6 +5,7 @@ import math
 import torch
 from detectron2.config import configurable
 from detectron2.modeling.roi_heads import FastRCNNOutputLayers
+from detectron2.modeling.roi_heads.fast_rcnn import fast_rcnn_inference
 from torch.nn import functional as F
 
 from .class_growth import grown_linear, mib_init_
@@ -18,9 +19,9 @@ class TaskFastRCNNOutputLayers(FastRCNNOutputLayers):
     :class:`FastRCNNOutputLayers` of task module j over all classes seen up to task j (+ bg last).
 
     Training: the classification loss is MMA's unbiased cross-entropy over the first
-    ``num_old_classes`` classes (or plain cross-entropy). Inference: only the classes in
-    ``inference_classes`` get a score (the others get 0 and are never detected), either by slicing
-    the softmax over all classes or by renormalising it over {bg} ∪ those classes.
+    ``num_old_classes`` classes (or plain cross-entropy). Inference (:meth:`inference`) may keep a
+    range of classes only: the others get score 0 and are never detected, either by slicing the
+    softmax over all classes or by renormalising it over {bg} ∪ the kept classes.
     """
 
     @configurable
@@ -51,7 +52,6 @@ class TaskFastRCNNOutputLayers(FastRCNNOutputLayers):
         self.num_old_classes = num_old_classes
         self.cls_loss = cls_loss
         self.inference_scores = inference_scores
-        self.inference_classes = (0, self.num_classes)
 
     @classmethod
     def from_config(cls, cfg, input_shape, num_old_classes: int = 0):
@@ -78,15 +78,37 @@ class TaskFastRCNNOutputLayers(FastRCNNOutputLayers):
             losses["loss_cls"] = loss * self.loss_weight.get("loss_cls", 1.0)
         return losses
 
-    def predict_probs(self, predictions, proposals):
+    def inference(self, predictions, proposals, classes: tuple[int, int] | None = None):
         """
+        As :meth:`FastRCNNOutputLayers.inference`, detecting only the classes ``start <= c < end``
+        of ``classes = (start, end)`` (None: all classes).
+
         Returns:
-            list[Tensor]: per image, (Ri, K+1) probabilities, 0 outside ``inference_classes``.
+            As :func:`fast_rcnn_inference`: per image the detections, and their proposal indices.
         """
-        scores, _ = predictions
-        start, end = self.inference_classes
-        if (start, end) == (0, self.num_classes):
+        return fast_rcnn_inference(
+            self.predict_boxes(predictions, proposals),
+            self.predict_probs(predictions, proposals, classes),
+            [x.image_size for x in proposals],
+            self.test_score_thresh,
+            self.test_nms_thresh,
+            self.test_topk_per_image,
+        )
+
+    def predict_probs(self, predictions, proposals, classes: tuple[int, int] | None = None):
+        """
+        Args:
+            predictions: (R, K+1) class logits and the box deltas, from :meth:`forward`.
+            proposals: per image, the Ri proposals (sum Ri = R).
+            classes: ``(start, end)``, the kept classes; None: all.
+
+        Returns:
+            list[Tensor]: per image, (Ri, K+1) probabilities, 0 for the classes not kept.
+        """
+        if classes is None or tuple(classes) == (0, self.num_classes):
             return super().predict_probs(predictions, proposals)
+        scores, _ = predictions
+        start, end = classes
         kept = torch.zeros(scores.shape[1], dtype=torch.bool, device=scores.device)
         kept[start:end] = True
         kept[-1] = True
@@ -119,6 +141,5 @@ class TaskFastRCNNOutputLayers(FastRCNNOutputLayers):
             )
         self.num_old_classes = self.num_classes
         self.num_classes = num_classes
-        self.inference_classes = (0, num_classes)
         if init == "mib":
             mib_init_(self.cls_score, num_new_classes)

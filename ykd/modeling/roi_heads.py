@@ -54,7 +54,26 @@ def pool_parts(
 
 
 class _ExtraBoxesMixin:
-    """Training of the box branch on sampled proposals and, in the same calls, on extra boxes."""
+    """
+    Training of the box branch on sampled proposals and, in the same calls, on extra boxes;
+    inference restricted to a range of classes.
+    """
+
+    def detect(
+        self,
+        features: dict[str, torch.Tensor],
+        proposals: list[Instances],
+        classes: tuple[int, int] | None = None,
+    ) -> list[Instances]:
+        """
+        Inference of the box branch (as the ROI heads' ``forward`` in eval mode) that detects only
+        the classes ``start <= c < end`` of ``classes = (start, end)`` (None: all classes).
+
+        Returns:
+            Per image, the detections: ``pred_boxes``, ``scores``, ``pred_classes``.
+        """
+        out = self.predict_pooled(self.pool(features, [p.proposal_boxes for p in proposals]))
+        return self.box_predictor.inference((out.scores, out.deltas), proposals, classes)[0]
 
     def forward_train(
         self,

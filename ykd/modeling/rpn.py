@@ -1,5 +1,7 @@
 """The RPN of a task module, with its per-anchor outputs available to distillation."""
 
+from typing import NamedTuple
+
 import torch
 from detectron2.layers import batched_nms
 from detectron2.modeling.proposal_generator import PROPOSAL_GENERATOR_REGISTRY, RPN
@@ -7,8 +9,16 @@ from detectron2.structures import Boxes, Instances
 
 __all__ = ["TaskRPN", "AnchorOutputs"]
 
-AnchorOutputs = tuple[list[Boxes], list[torch.Tensor], list[torch.Tensor]]
-"""Per level: anchors (Boxes of Hi*Wi*A), objectness logits (N, Hi*Wi*A), deltas (N, Hi*Wi*A, 4)."""
+
+class AnchorOutputs(NamedTuple):
+    """The RPN head's outputs on every level i of the feature maps (A anchors per position)."""
+
+    anchors: list[Boxes]
+    """Per level, the Hi*Wi*A anchors (the same for every image)."""
+    objectness: list[torch.Tensor]
+    """Per level, (N, Hi*Wi*A) objectness logits."""
+    deltas: list[torch.Tensor]
+    """Per level, (N, Hi*Wi*A, B) anchor deltas (B = 4 for horizontal boxes)."""
 
 
 @PROPOSAL_GENERATOR_REGISTRY.register()
@@ -48,7 +58,7 @@ class TaskRPN(RPN):
             .flatten(1, -2)
             for x in deltas
         ]
-        return anchors, objectness, deltas
+        return AnchorOutputs(anchors, objectness, deltas)
 
     def forward(
         self, images, features, gt_instances=None, *, anchor_outputs: AnchorOutputs | None = None
@@ -57,7 +67,9 @@ class TaskRPN(RPN):
         As :meth:`RPN.forward`; ``anchor_outputs`` (from :meth:`predict_anchors` on the same
         features) avoids running the head again.
         """
-        anchors, objectness, deltas = anchor_outputs or self.predict_anchors(features)
+        if anchor_outputs is None:
+            anchor_outputs = self.predict_anchors(features)
+        anchors, objectness, deltas = anchor_outputs
         losses = {}
         if self.training:
             assert gt_instances is not None, "RPN requires gt_instances in training!"

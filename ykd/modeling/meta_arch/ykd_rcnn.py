@@ -116,7 +116,6 @@ class YKDRCNN(nn.Module):
             freeze_(module)
         if self.num_tasks > 1:
             self._make_teachers()
-        self._set_inference_classes()
 
     @classmethod
     def from_config(cls, cfg):
@@ -193,14 +192,20 @@ class YKDRCNN(nn.Module):
             num_old_classes = self.task_modules[-2].num_classes
             self.teacher_mask_head = freeze_(self.mask_head.with_num_classes(num_old_classes))
 
-    def _set_inference_classes(self) -> None:
-        """Module j keeps its own task's classes ("all"), the last module all classes ("latest")."""
-        start = 0
-        for module in self.task_modules:
-            if self.inference_modules == "latest" and module is self.task_modules[-1]:
-                start = 0
-            module.box_predictor.inference_classes = (start, module.num_classes)
-            start = module.num_classes
+    def detectors(self) -> list[tuple[TaskModule, tuple[int, int]]]:
+        """
+        The task modules that detect at inference, each with the classes ``(start, end)`` it
+        keeps: with ``inference_modules`` "all", every module its own task's classes; with
+        "latest", the last module all classes. (The only reader of ``inference_modules``.)
+        """
+        if self.inference_modules == "latest":
+            return [(self.task_modules[-1], (0, self.task_modules[-1].num_classes))]
+        ends = [module.num_classes for module in self.task_modules]
+        starts = [0] + ends[:-1]
+        return [
+            (module, (start, end))
+            for module, start, end in zip(self.task_modules, starts, ends, strict=True)
+        ]
 
     def add_task(self, num_new_classes: int) -> None:
         """
@@ -214,7 +219,6 @@ class YKDRCNN(nn.Module):
         self._make_teachers()
         if self.mask_head is not None:
             self.mask_head.expand_classes(num_new_classes)
-        self._set_inference_classes()
 
     def preprocess_image(self, batched_inputs: list[dict[str, torch.Tensor]]) -> ImageList:
         """Normalize, pad and batch the input images (as :class:`GeneralizedRCNN`)."""
@@ -258,7 +262,7 @@ class YKDRCNN(nn.Module):
                 images,
                 features if teacher_features is None else teacher_features,
                 self.task_modules[-2],
-                anchor_outputs[0],
+                anchor_outputs.anchors,
             )
         proposals, losses = student.proposal_generator(
             images, features, gt_instances, anchor_outputs=anchor_outputs
@@ -324,10 +328,10 @@ class YKDRCNN(nn.Module):
         self, batched_inputs: list[dict[str, torch.Tensor]], do_postprocess: bool = True
     ) -> list:
         """
-        Detect with the modules chosen by ``inference_modules``: each keeps the classes given by
-        its predictor's ``inference_classes``; detections of all modules are concatenated (their
-        classes are disjoint, so the per-class NMS of each module is the per-class NMS of the
-        union) and the top-K by score kept; the unique mask head then segments the final boxes.
+        Detect with the modules of :meth:`detectors`, each keeping its classes; detections of all
+        modules are concatenated (their classes are disjoint, so the per-class NMS of each module
+        is the per-class NMS of the union) and the top-K by score kept; the unique mask head then
+        segments the final boxes.
 
         Returns:
             As :meth:`GeneralizedRCNN.inference`: per image ``{"instances": Instances}`` with
@@ -336,45 +340,47 @@ class YKDRCNN(nn.Module):
         assert not self.training
         images = self.preprocess_image(batched_inputs)
         features = self.backbone(images.tensor)
-        modules = (
-            list(self.task_modules) if self.inference_modules == "all" else [self.task_modules[-1]]
-        )
-        rpns = [m.proposal_generator for m in modules]
+        detectors = self.detectors()
+        rpns = [module.proposal_generator for module, _ in detectors]
         if self.inference_rpn == "latest":
             rpns = [self.task_modules[-1].proposal_generator]
         anchors, proposals = None, []
         for rpn in rpns:  # the anchors of the first RPN serve all
             anchor_outputs = rpn.predict_anchors(features, anchors)
-            anchors = anchor_outputs[0]
+            anchors = anchor_outputs.anchors
             proposals.append(rpn(images, features, anchor_outputs=anchor_outputs)[0])
-        if len(proposals) < len(modules):  # "latest": one RPN proposes for all modules
-            proposals = proposals * len(modules)
+        if len(proposals) < len(detectors):  # "latest": one RPN proposes for all modules
+            proposals = proposals * len(detectors)
         detections = [
-            module.roi_heads(images, features, p)[0]
-            for module, p in zip(modules, proposals, strict=True)
+            module.roi_heads.detect(features, p, classes)
+            for (module, classes), p in zip(detectors, proposals, strict=True)
         ]
         top_k = self.task_modules[-1].box_predictor.test_topk_per_image
         results = [_merge(per_image, top_k) for per_image in zip(*detections, strict=True)]
         if self.mask_head is not None:
-            results = self._segment(features, results)
+            results = self._segment(features, results, detectors)
         if do_postprocess:
             return GeneralizedRCNN._postprocess(results, batched_inputs, images.image_sizes)
         return results
 
     def _segment(
-        self, features: dict[str, torch.Tensor], results: list[Instances]
+        self,
+        features: dict[str, torch.Tensor],
+        results: list[Instances],
+        detectors: list[tuple[TaskModule, tuple[int, int]]],
     ) -> list[Instances]:
-        """Add ``pred_masks`` to the detections with the unique mask head."""
+        """
+        Add ``pred_masks`` to the detections with the unique mask head; C4 with
+        ``c4_mask_features`` "own": each box through the res5 of the detector that found it.
+        """
         boxes = [r.pred_boxes for r in results]
         if self.mask_head.pooler is not None or self.c4_mask_features == "latest":
             roi_features = self.mask_head.roi_features(features, boxes, self.task_modules[-1])
             return self.mask_head(roi_features, results)
-        ends = torch.tensor([m.num_classes for m in self.task_modules], device=self.device)
+        ends = torch.tensor([end for _, (_, end) in detectors], device=self.device)
         owners = torch.cat([torch.bucketize(r.pred_classes, ends, right=True) for r in results])
-        if self.inference_modules == "latest":
-            owners.fill_(self.num_tasks - 1)
         roi_features = None
-        for j, module in enumerate(self.task_modules):
+        for j, (module, _) in enumerate(detectors):
             mine = (owners == j).split([len(r) for r in results])
             part = self.mask_head.roi_features(
                 features, [b[m] for b, m in zip(boxes, mine, strict=True)], module
