@@ -16,14 +16,6 @@ import time
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 TRAIN_NET = os.path.join(TOOLS, "train_net.py")
 CONFIGS = os.path.join(TOOLS, "..", "configs", "synthetic")
-# A shorter schedule than the configs' (1000 / 400 iterations) so that the demo fits in about
-# ten minutes on 2 CPU cores; trailing opts override it.
-DEMO_SCHEDULE = [
-    "SOLVER.MAX_ITER", "450", "SOLVER.STEPS", "(350,)", "SOLVER.CHECKPOINT_PERIOD", "150",
-    "CONTINUAL.INCREMENTAL_OPTS",
-    "['SOLVER.MAX_ITER', '150', 'SOLVER.BASE_LR', '0.004', 'SOLVER.STEPS', '()',"
-    " 'SOLVER.WARMUP_ITERS', '20', 'SOLVER.CHECKPOINT_PERIOD', '50']",
-]  # fmt: skip
 
 
 def run_demo(argv=None) -> str:
@@ -41,7 +33,6 @@ def run_demo(argv=None) -> str:
             [sys.executable, TRAIN_NET, "--config-file", os.path.join(CONFIGS, f"{method}.yaml")]
             + ["--scenario", args.scenario, "--all-steps"]
             + ["CONTINUAL.OUTPUT_ROOT", args.output_root]
-            + DEMO_SCHEDULE
             + args.opts,
             check=True,
         )

@@ -46,6 +46,9 @@ def _add_continual_config(cfg: CN) -> None:
     # the number of classes the step adds applies, e.g. MMA's 2.5K iterations for one-class steps
     # and 10K for five- and ten-class steps. Empty = no rule.
     cfg.CONTINUAL.STEP_RULES = []
+    # Seed of the incremental steps (steps >= 1; negative = SEED): seeds of one scenario share
+    # step 0 and write to <method>_seed<s>/.
+    cfg.CONTINUAL.INCREMENTAL_SEED = -1
     # Checkpoint that a step t >= 1 starts from; empty = step t-1's model_final.pth in the output
     # tree. (MODEL.WEIGHTS stays the initialisation of step 0 and of joint training.)
     cfg.CONTINUAL.PREVIOUS_WEIGHTS = ""

@@ -69,3 +69,27 @@ def test_a_malformed_step_rule_is_a_one_line_error(rule):
     with pytest.raises(ValueError, match="STEP_RULES entry .* is not") as error:
         step_rule_opts([rule], 1)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "scenario, max_iter, steps",
+    [("15-5", 400, (300,)), ("10-10", 400, (300,)), ("15-1", 100, (75,))],
+)
+def test_the_synthetic_schedule_is_shaped_like_mma(tmp_path, scenario, max_iter, steps):
+    config = os.path.join(REPO_ROOT, "configs", "synthetic", "dynamic_ykd.yaml")
+    opts = ["CONTINUAL.OUTPUT_ROOT", str(tmp_path)]
+    cfg = setup_step_cfg(config, opts, scenario=scenario, step=1)
+    assert (cfg.SOLVER.MAX_ITER, cfg.SOLVER.STEPS, cfg.SOLVER.BASE_LR) == (max_iter, steps, 0.004)
+    step0 = setup_step_cfg(config, opts, scenario=scenario, step=0)
+    assert (step0.SOLVER.MAX_ITER, step0.SOLVER.BASE_LR) == (900, 0.02)
+
+
+def test_an_incremental_seed_keeps_step0_and_has_its_own_folder(tmp_path):
+    seeded = ("CONTINUAL.INCREMENTAL_SEED", "2", "SEED", "5")
+    step0 = _cfg(str(tmp_path), "15-5", 0, *seeded)
+    unseeded = _cfg(str(tmp_path), "15-5", 0, "SEED", "5")
+    assert step0.SEED == 5 and step0.CONTINUAL.STEP0_DIR == unseeded.CONTINUAL.STEP0_DIR
+    step1 = _cfg(str(tmp_path), "15-5", 1, *seeded)
+    assert step1.SEED == 2
+    assert step1.OUTPUT_DIR.endswith(os.path.join("15-5", "ft_seed2", "step1"))
+    assert _cfg(str(tmp_path), "15-5", 1).OUTPUT_DIR.endswith(os.path.join("15-5", "ft", "step1"))

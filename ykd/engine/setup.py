@@ -17,6 +17,7 @@ _METHOD_ONLY_KEYS = (
     "DATASETS.TEST",
     "CONTINUAL.SCENARIO",
     "CONTINUAL.STEP_RULES",
+    "CONTINUAL.INCREMENTAL_SEED",
     "CONTINUAL.METHOD",
     "CONTINUAL.JOINT",
     "CONTINUAL.OUTPUT_ROOT",
@@ -42,8 +43,13 @@ def scenario_dir(cfg: CfgNode) -> str:
 
 
 def method_dir(cfg: CfgNode) -> str:
-    """``<OUTPUT_ROOT>/<dataset>/<scenario>/<method>``: the steps of one method of a scenario."""
-    return os.path.join(scenario_dir(cfg), cfg.CONTINUAL.METHOD)
+    """
+    ``<OUTPUT_ROOT>/<dataset>/<scenario>/<method>``: the steps of one method of a scenario
+    (``<method>_seed<s>`` for ``CONTINUAL.INCREMENTAL_SEED`` s >= 0).
+    """
+    seed = cfg.CONTINUAL.INCREMENTAL_SEED
+    name = cfg.CONTINUAL.METHOD + (f"_seed{seed}" if seed >= 0 else "")
+    return os.path.join(scenario_dir(cfg), name)
 
 
 def step0_key(cfg: CfgNode, step0_classes: list[str]) -> str:
@@ -216,6 +222,8 @@ def setup_step_cfg(config_file: str, opts: list[str], scenario=None, step=None) 
         new_classes = len(scenario.task(cfg.CONTINUAL.STEP))
         rule_opts = step_rule_opts(cfg.CONTINUAL.STEP_RULES, new_classes)
         cfg.merge_from_list(rule_opts + list(cfg.CONTINUAL.INCREMENTAL_OPTS))
+        if cfg.CONTINUAL.INCREMENTAL_SEED >= 0:
+            cfg.SEED = cfg.CONTINUAL.INCREMENTAL_SEED
     configure_step(cfg)
     check_output_writable(cfg.OUTPUT_DIR, what="Step output folder", fix=_UNWRITABLE_FIX)
     cfg.freeze()

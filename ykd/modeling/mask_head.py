@@ -12,6 +12,7 @@ from detectron2.structures import Boxes, Instances
 from torch import nn
 
 from .class_growth import grown_conv
+from .poolers import use_separable_roi_align
 from .task_module import TaskModule
 
 __all__ = ["UniqueMaskHead"]
@@ -60,7 +61,7 @@ class UniqueMaskHead(nn.Module):
             ret.update(
                 head=mask["mask_head"],
                 in_features=mask["mask_in_features"],
-                pooler=mask["mask_pooler"],
+                pooler=use_separable_roi_align(mask["mask_pooler"], cfg.MODEL.ROI_ALIGN_BACKWARD),
             )
         return ret
 

@@ -11,6 +11,7 @@ from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, Res5ROIHeads, Stan
 from detectron2.structures import Boxes, Instances
 
 from .fast_rcnn import TaskFastRCNNOutputLayers
+from .poolers import use_separable_roi_align
 
 __all__ = ["BoxOutputs", "TaskStandardROIHeads", "TaskRes5ROIHeads", "pool_parts"]
 
@@ -124,6 +125,7 @@ class TaskStandardROIHeads(_ExtraBoxesMixin, StandardROIHeads):
     @classmethod
     def _init_box_head(cls, cfg, input_shape):
         ret = super()._init_box_head(cfg, input_shape)
+        use_separable_roi_align(ret["box_pooler"], cfg.MODEL.ROI_ALIGN_BACKWARD)
         ret["box_predictor"] = TaskFastRCNNOutputLayers(
             cfg, ret["box_head"].output_shape, num_old_classes=_num_old_classes(cfg)
         )
@@ -157,6 +159,7 @@ class TaskRes5ROIHeads(_ExtraBoxesMixin, Res5ROIHeads):
         box_cfg.defrost()
         box_cfg.MODEL.MASK_ON = False
         ret = super().from_config(box_cfg, input_shape)
+        use_separable_roi_align(ret["pooler"], cfg.MODEL.ROI_ALIGN_BACKWARD)
         ret["box_predictor"] = TaskFastRCNNOutputLayers(
             cfg, ret["box_predictor"].cls_score.in_features, num_old_classes=_num_old_classes(cfg)
         )
