@@ -130,17 +130,37 @@ def uskd(s, y, alpha=1.0, beta=0.1):
 
 
 def sinkhorn(s, t, T=1.0, eps=0.1, iters=20):
-    """Log-domain Sinkhorn with uniform marginals; returns <P, C> + eps KL(P || a b^T)."""
+    """
+    SinKD's Sinkhorn (2018cx/SinKD, loss.py) in its authors' orientation: C_ij = ||p_S,i - p_T,j||_1
+    (student rows, teacher columns), K = exp(-C / eps), each iteration divides the rows by their
+    sums, then the columns by theirs (unit marginals). Returns ykd's value: the plan of marginals
+    1/n is P / n, so <P / n, C> + eps KL(P / n || 1/n²).
+    """
     ps, pt = softmax(s / T), softmax(t / T)
-    cost = np.abs(pt[:, None, :] - ps[None, :, :]).sum(axis=2)
-    n = len(s)
-    log_w = np.full(n, -np.log(n))
-    f, g = np.zeros(n), np.zeros(n)
+    cost = np.abs(ps[:, None, :] - pt[None, :, :]).sum(axis=2)
+    plan = np.exp(-cost / eps)
     for _ in range(iters):
-        f = log_w - logsumexp(-cost / eps + g[None, :], axis=1)
-        g = log_w - logsumexp(-cost / eps + f[:, None], axis=0)
-    plan = np.exp(-cost / eps + f[:, None] + g[None, :])
-    return (plan * cost).sum() + eps * (plan * np.log(plan * n**2)).sum()
+        plan = plan / plan.sum(axis=1, keepdims=True)
+        plan = plan / plan.sum(axis=0, keepdims=True)
+    n = len(s)
+    plan = plan / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropic = np.where(plan > 0, plan * np.log(plan * n**2), 0.0).sum()
+    return (plan * cost).sum() + eps * entropic
+
+
+def l2_student_centred(s, t):
+    """ILOD / Faster-ILOD's L2 (MMA's "normalization"): centre each over all its columns, then keep
+    the student's old columns and its background (last) column."""
+    k = t.shape[1]
+    sc = s - s.mean(axis=1, keepdims=True)
+    sc = np.concatenate([sc[:, : k - 1], sc[:, -1:]], axis=1)
+    return ((sc - t + t.mean(axis=1, keepdims=True)) ** 2).mean(axis=1)
+
+
+def filtered_l1_features(s, t):
+    """Faster-ILOD's normalized_filtered_l1 of one feature map (teacher minus student, clamped)."""
+    return np.maximum((t - t.mean()) - (s - s.mean()), 0.0).mean()
 
 
 def rdist(s, t):

@@ -36,6 +36,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from .adapters import adapt_class_space
+from .feature_kd import FeatureDistiller, FeatureKDInputs
 from .functional import kl_loss
 from .registry import FEATURE_KD_REGISTRY
 
@@ -69,13 +70,16 @@ def _mse(a: Tensor, b: Tensor) -> Tensor:
 
 
 @FEATURE_KD_REGISTRY.register("interactive")
-class InteractiveKD(nn.Module):
+class InteractiveKD(FeatureDistiller):
     """
     The Talking-Models-style distiller of the module docstring: encoders and decoders of both sides
     (``student_encoder``, ``student_decoder``, ``teacher_encoder``, ``teacher_decoder``) and the
     weighted terms ``loss_kd_int_{rec,msg,t2s,s2t}``; terms of weight 0 are neither computed nor
-    returned.
+    returned. Config: ``MODEL.YKD.INTERACTIVE`` (on when a weight is positive).
     """
+
+    config_node = "INTERACTIVE"
+    needs_rois = True
 
     def __init__(
         self,
@@ -127,10 +131,21 @@ class InteractiveKD(nn.Module):
             "temperature": node["TEMPERATURE"],
         }
 
-    @staticmethod
-    def enabled(node: Mapping[str, Any]) -> bool:
+    @classmethod
+    def enabled(cls, node: Mapping[str, Any]) -> bool:
         """Whether the ``MODEL.YKD.INTERACTIVE`` node gives any term a positive weight."""
         return any(node["WEIGHTS"][key] > 0 for key in _CONFIG_WEIGHTS.values())
+
+    def distil(self, inputs: FeatureKDInputs) -> dict[str, Tensor]:
+        """:meth:`forward` on the ROI fields of ``inputs``."""
+        return self(
+            inputs.student_hidden,
+            inputs.teacher_hidden,
+            student_logits=inputs.student_logits,
+            teacher_logits=inputs.teacher_logits,
+            student_head=inputs.student_head,
+            teacher_head=inputs.teacher_head,
+        )
 
     def forward(
         self,

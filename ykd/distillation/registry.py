@@ -1,6 +1,6 @@
 """A minimal decorator registry and the registry of KD losses (torch-only, no fvcore)."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
@@ -10,6 +10,7 @@ __all__ = [
     "FEATURE_KD_REGISTRY",
     "KD_LOSS_REGISTRY",
     "build_feature_kd",
+    "build_feature_kds_from_cfg",
     "build_kd_loss",
     "build_kd_loss_from_cfg",
 ]
@@ -111,20 +112,43 @@ def build_kd_loss_from_cfg(kd_cls_node: Any) -> Any:
 
 FEATURE_KD_REGISTRY = Registry("feature distiller")
 FEATURE_KD_REGISTRY.__doc__ = """
-Registry of feature-level distillers: modules, possibly with parameters of their own, that compare the
-hidden features of a frozen teacher and of a student (e.g. the box head's output on the same ROIs).
+Registry of feature-level distillers: modules, possibly with parameters of their own, that compare
+hidden features of a frozen teacher and of a student (the trunk's outputs, or the box head's output
+on the distillation boxes).
 
-A registered object is an ``nn.Module`` class built with keyword options and called as
-
-    distiller(student_features (R, Ds), teacher_features (R, Dt), *, student_logits (R, Ks),
-              teacher_logits (R, Kt), student_head, teacher_head) -> dict[str, scalar tensor]
-
-where the heads map (R, D) features to (R, K) logits and the returned losses are already weighted.
-It also has a classmethod ``from_config(node, *, student_dim, teacher_dim) -> dict`` giving those
-keyword options from its config node (e.g. ``MODEL.YKD.INTERACTIVE``).
+A registered object is a :class:`~ykd.distillation.feature_kd.FeatureDistiller` subclass: it names
+its config node under ``MODEL.YKD`` (``config_node``), decides from it whether it is on
+(``enabled(node)``), gives its keyword options (``from_config(node, *, student_dim, teacher_dim)``)
+and computes its weighted losses from a
+:class:`~ykd.distillation.feature_kd.FeatureKDInputs` (``distil(inputs) -> dict[str, scalar]``).
 """
 
 
 def build_feature_kd(name: str, **options: Any) -> Any:
     """Build the feature distiller registered as ``name`` with keyword ``options``."""
     return FEATURE_KD_REGISTRY.get(name)(**options)
+
+
+def build_feature_kds_from_cfg(
+    ykd_node: Any, names: Sequence[str], *, student_dim: int, teacher_dim: int
+) -> dict[str, Any]:
+    """
+    The feature distillers of ``names`` that their own config node enables, built from it.
+
+    Args:
+        ykd_node: the ``MODEL.YKD`` node holding each distiller's ``config_node``.
+        names: registered names (``MODEL.YKD.FEATURE_KD.NAMES``).
+        student_dim, teacher_dim: Ds and Dt, the widths of the box predictors' inputs.
+
+    Returns:
+        name -> built distiller, in the order of ``names``; the disabled ones are left out.
+    """
+    built = {}
+    for name in names:
+        distiller_cls = FEATURE_KD_REGISTRY.get(name)
+        node = ykd_node[distiller_cls.config_node]
+        if distiller_cls.enabled(node):
+            built[name] = distiller_cls(
+                **distiller_cls.from_config(node, student_dim=student_dim, teacher_dim=teacher_dim)
+            )
+    return built

@@ -14,11 +14,12 @@ from .divergences import (
     skew_rkl_loss,
     tv_loss,
 )
-from .incremental import l2_loss, ukd_loss
+from .incremental import L2_CENTERINGS, l2_loss, ukd_loss
 from .target_aware import dkd_loss, nkd_loss, uskd_loss
 
 __all__ = [
     "BDKD_WEIGHTINGS",
+    "L2_CENTERINGS",
     "bdkd_loss",
     "dkd_loss",
     "js_loss",

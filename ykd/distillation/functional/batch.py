@@ -75,7 +75,8 @@ def _sinkhorn_log_potentials(
     log_kernel: Tensor, log_w: Tensor, iters: int, kernel_floor: float
 ) -> tuple[Tensor, Tensor]:
     """
-    Sinkhorn iterations on log-potentials, with marginals exp(log_w) on both sides.
+    Sinkhorn iterations on log-potentials, with marginals exp(log_w) on both sides; each iteration
+    scales the rows (f), then the columns (g), so the plan's column sums are exact.
 
     The log-sum-exps over a row or column of log_kernel + potential are mat-vecs with the kernel
     exp(log_kernel) (a shift by the potential's max keeps the exponentials <= 1) when the kernel's
@@ -119,25 +120,31 @@ def sinkd_loss(
 ) -> Tensor:
     """
     SinKD (Cui et al., "Sinkhorn Distance Minimization for Knowledge Distillation", LREC-COLING 2024):
-    the entropic optimal-transport cost between the teacher's and the student's batches of class
-    distributions,
+    an entropic optimal-transport cost between the student's and the teacher's batches of class
+    distributions. In SinKD's orientation, rows are the student's samples and columns the teacher's:
 
-        C_ij = ||p_T,i - p_S,j||_1,  L = min_{P 1 = a, P^T 1 = b} <P, C> + ε KL(P || a b^T)
+        C_ij = ||p_S,i - p_T,j||_1,  K = exp(-C / ε),
+        P = the plan after ``iters`` Sinkhorn iterations from K, each scaling the rows (students) to
+            the marginal a, then the columns (teachers) to b, a = b = 1/n over the n samples,
+        L = <P, C> + ε KL(P || a b^T)
 
-    with p softened at T and uniform marginals a = b = 1/n over the n samples of a group. The value is
-    an average transport cost: it does not grow with n (the same distributions with every sample
-    repeated give the same value; SinKD's code uses unit marginals, whose value grows linearly with n)
-    and is 0 when all the costs are 0. It exceeds Cuturi's Sinkhorn distance <P, C> by ε KL(P || a b^T)
-    <= ε log n, and unlike it has the plan P as exact gradient with respect to C (envelope theorem):
-    the iterations run without autograd, in O(n²) memory.
+    with p softened at T. The value is this objective at the plan of a finite number of iterations:
+    the plan's column sums are exactly b and its row sums approach a as the iterations go on, so L
+    approaches the entropic minimum min_{P 1 = a, P^T 1 = b} <P, C> + ε KL(P || a b^T) but is not
+    it; the orientation matters before convergence (scaling the teacher's side first gives another
+    value). SinKD's code returns sum(P' * C) for its plan P' = n P of unit marginals: L = that / n
+    + ε KL(P || a b^T), an average cost that does not grow with n (the same distributions with every
+    sample repeated give the same value) and is 0 when all the costs are 0.
 
-    P comes from a fixed number of Sinkhorn iterations on log-potentials in at least fp32. Their
-    log-sum-exps run as mat-vecs with the kernel exp(-C/ε), exact because C <= 2 keeps the kernel above
-    exp(-2/ε), a normal fp32 number for ε >= 0.025; smaller ε falls back to full log-sum-exps.
-    ``kl_weight`` adds the per-sample forward KL (:func:`kl_loss`).
+    The gradient is the plan held fixed, dL/dC = P (the envelope theorem, exact at convergence),
+    not the derivative through the iterations that SinKD's autograd takes: the iterations run
+    without autograd, in O(n²) memory. They work on log-potentials in at least fp32; their
+    log-sum-exps are mat-vecs with the kernel K, exact because C <= 2 keeps K above exp(-2/ε), a
+    normal fp32 number for ε >= 0.025; smaller ε falls back to full log-sum-exps. ``kl_weight``
+    adds the per-sample forward KL (:func:`kl_loss`).
 
     The loss compares the two sets of distributions: permuting the student's rows alone (within a
-    group) leaves it unchanged.
+    group) leaves it unchanged. Teachers with -inf logits (masked classes) give finite values.
 
     Args:
         student_logits: (R, K).
@@ -147,7 +154,7 @@ def sinkd_loss(
         num_rois_per_image: groups of consecutive rows transported separately (see module doc); None =
             the whole batch, as in SinKD.
         eps: entropic regularisation ε > 0 (SinKD: 0.1).
-        iters: number of Sinkhorn iterations (SinKD: 20).
+        iters: number of Sinkhorn iterations, each a row then a column scaling (SinKD: 20).
         kl_weight: weight of the added forward KL, 0 for the Sinkhorn cost alone.
     """
     check_logits(
@@ -163,7 +170,8 @@ def sinkd_loss(
         return empty_loss(student_logits, teacher_logits, reduction)
     p_s = F.softmax(as_float(student_logits) / temperature, dim=1)
     p_t = F.softmax(as_float(teacher_logits) / temperature, dim=1)
-    cost = torch.cdist(_pad_groups(p_t, sizes), _pad_groups(p_s, sizes), p=1)
+    # Rows: the student's samples, columns: the teacher's (SinKD's orientation).
+    cost = torch.cdist(_pad_groups(p_s, sizes), _pad_groups(p_t, sizes), p=1)
     with torch.no_grad():
         log_w = _log_uniform_weights(sizes, cost)
         log_kernel = cost / -eps
@@ -199,7 +207,8 @@ def rdist_loss(
 
     Teacher and student may have different class counts (the matrices are n x n). The value is in
     [0, 2], invariant to a common rescaling of the logits (so the temperature has no effect) and to
-    permutations of the ROIs within an image.
+    permutations of the ROIs within an image. A teacher's -inf logits (masked classes) are left out
+    of its relations (Z_T's masked entries count as 0, i.e. A_T sums over the unmasked classes).
 
     Args:
         student_logits: (R, Ks).
@@ -221,7 +230,9 @@ def rdist_loss(
     if num_rows == 0:
         return empty_loss(student_logits, teacher_logits, reduction)
     z_s = _pad_groups(as_float(student_logits), sizes)
-    z_t = _pad_groups(as_float(teacher_logits), sizes)
+    teacher_logits = as_float(teacher_logits)
+    teacher_logits = teacher_logits.masked_fill(teacher_logits == -math.inf, 0.0)
+    z_t = _pad_groups(teacher_logits, sizes)
     rel_s = torch.bmm(z_s, z_s.transpose(1, 2)).flatten(1)
     rel_t = torch.bmm(z_t, z_t.transpose(1, 2)).flatten(1)
     return reduce_loss(1.0 - F.cosine_similarity(rel_s, rel_t, dim=1), reduction)

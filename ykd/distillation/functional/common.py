@@ -104,11 +104,6 @@ def kl_from_log_probs(log_p: Tensor, log_q: Tensor) -> Tensor:
     return (log_p.exp() * (log_p_finite - log_q)).sum(dim=1)
 
 
-def soft_cross_entropy(p: Tensor, log_q: Tensor) -> Tensor:
-    """Row-wise cross-entropy -sum_k p_k log q_k of (R, K) probabilities and log-probabilities; (R,)."""
-    return -(p * log_q).sum(dim=1)
-
-
 def entropy_from_log_probs(log_p: Tensor) -> Tensor:
     """Row-wise entropy (R,) of (R, K) log-probabilities; zero probabilities contribute 0."""
     log_p_finite = log_p.clamp(min=torch.finfo(log_p.dtype).min)

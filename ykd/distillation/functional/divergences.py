@@ -89,6 +89,10 @@ def rkl_loss(
     """
     Reverse KL, T² KL(p_S || p_T): mode-seeking (e.g. Gu et al., "MiniLLM", ICLR 2024).
 
+    A teacher logit of -inf (a masked class, zero teacher probability where the student's is
+    positive) gives +inf, the divergence's value; teachers whose probabilities only underflow to 0
+    (finite logits, e.g. -1e4) give finite values.
+
     Args and returns as :func:`kl_loss`.
     """
     check_logits(
@@ -241,6 +245,11 @@ def bdkd_loss(
     target). A student less confident than the teacher is pulled by the mode-seeking reverse KL, which
     sharpens it; an over-confident student by the mean-seeking forward KL, which softens it.
 
+    A teacher logit of -inf (a masked class) makes the reverse KL +inf. Each branch only counts
+    where its weight is positive, so a sample of weight w = 0 gets the finite forward KL and a
+    finite gradient; a sample of weight w > 0 (always, with "smooth") gets +inf, the value of
+    its reverse KL.
+
     Args:
         weighting: f, a name in :data:`BDKD_WEIGHTINGS` ("hard": w = [gap > 0], the paper's switch;
             "smooth": w = sigmoid(gap)) or a callable mapping the (R,) scaled gaps to weights in [0, 1].
@@ -265,6 +274,10 @@ def bdkd_loss(
         gap = entropy_from_log_probs(log_p_s) - entropy_from_log_probs(log_p_t)
         w_reverse = weighting(gap / gap_scale)
     forward = kl_from_log_probs(log_p_t, log_p_s)
-    reverse = kl_from_log_probs(log_p_s, log_p_t)
+    # The reverse KL only where its weight is positive: with a -inf teacher logit (a masked class)
+    # it is +inf, and +inf times a zero weight (or its gradient) would be NaN. Elsewhere it is
+    # computed against the student itself, a finite 0 that the zero weight removes.
+    reverse_target = torch.where((w_reverse > 0).unsqueeze(1), log_p_t, log_p_s.detach())
+    reverse = kl_from_log_probs(log_p_s, reverse_target)
     loss = (1.0 - w_reverse) * forward + w_reverse * reverse
     return reduce_loss(loss * temperature**2, reduction)
