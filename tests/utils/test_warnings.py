@@ -9,6 +9,7 @@ from ykd.utils.warnings import (
     UPSTREAM_LOG_MESSAGES,
     UPSTREAM_WARNINGS,
     filter_upstream_warnings,
+    upstream_warnings_hidden,
 )
 
 # The messages as the libraries print them (copied from a run's output), with a module each
@@ -84,6 +85,16 @@ def test_every_filter_hides_a_printed_warning():
         if _shown(category, message, module) == []
     }
     assert len(hidden) == len(PRINTED) == len(UPSTREAM_WARNINGS)
+
+
+def test_hidden_inside_the_block_only():
+    category, message, module = PRINTED[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with upstream_warnings_hidden():
+            warnings.warn_explicit(message, category, "a.py", 1, module=module)
+        warnings.warn_explicit(message, category, "a.py", 2, module=module)
+    assert [w.lineno for w in caught] == [2]
 
 
 def test_pytest_config_lists_the_same_filters(pytestconfig):

@@ -11,8 +11,10 @@ filters from ``pyproject.toml`` (``[tool.pytest.ini_options] filterwarnings``, w
 the same entries: ``tests/utils/test_warnings.py`` compares them).
 """
 
+import contextlib
 import logging
 import warnings
+from collections.abc import Iterator
 from typing import NamedTuple
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "UPSTREAM_WARNINGS",
     "UpstreamWarning",
     "filter_upstream_warnings",
+    "upstream_warnings_hidden",
 ]
 
 
@@ -87,16 +90,32 @@ class _DropMessage(logging.Filter):
         return not record.getMessage().startswith(self.prefix)
 
 
+def _ignore_upstream_warnings() -> None:
+    for known in UPSTREAM_WARNINGS:
+        warnings.filterwarnings(
+            "ignore", message=known.message, category=known.category, module=known.module
+        )
+
+
+@contextlib.contextmanager
+def upstream_warnings_hidden() -> Iterator[None]:
+    """
+    Hide the warnings of :data:`UPSTREAM_WARNINGS` inside the ``with`` block only; the filters are
+    restored on exit. For imports: ``with upstream_warnings_hidden(): import detectron2.modeling``
+    keeps fvcore's import-time warning out of a program without changing its filters.
+    """
+    with warnings.catch_warnings():
+        _ignore_upstream_warnings()
+        yield
+
+
 def filter_upstream_warnings() -> None:
     """
     Hide the warnings of :data:`UPSTREAM_WARNINGS` and the log records of
     :data:`UPSTREAM_LOG_MESSAGES` in this process (idempotent). Call it first thing in a tool: a
     warning raised before the call (e.g. while importing Detectron2) has been printed already.
     """
-    for known in UPSTREAM_WARNINGS:
-        warnings.filterwarnings(
-            "ignore", message=known.message, category=known.category, module=known.module
-        )
+    _ignore_upstream_warnings()
     for name, prefix in UPSTREAM_LOG_MESSAGES.items():
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropMessage) and f.prefix == prefix for f in logger.filters):
