@@ -1,19 +1,48 @@
-"""The trainer of one continual step: Detectron2's DefaultTrainer with step-aware checkpoints."""
+"""
+The trainer of one continual step: Detectron2's DefaultTrainer with step-aware checkpoints, an
+exact resume, and a step end whose last file is ``eval.json`` (``docs/failure_behaviour.md``).
+"""
 
+import os
 import weakref
 
+import torch.distributed as dist
 from detectron2.data import MetadataCatalog
-from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase
+from detectron2.engine import AMPTrainer, DefaultTrainer, HookBase, SimpleTrainer, TrainerBase
 from detectron2.engine.defaults import create_ddp_model
+from detectron2.engine.hooks import EvalHook
 from detectron2.utils import comm
 
 from ..checkpoint import YKDCheckpointer, make_ykd_meta
 from ..evaluation import ContinualEvaluator, write_prediction_grid
 from ..utils import NonFiniteLossError, unwrap
-from .resumable import RandomStates, build_resumable_train_loader
-from .setup import previous_step_checkpoint
+from ..utils.atomic import remove_stale_temporary_files
+from .resumable import GatherRandomStates, RandomStates, build_resumable_train_loader
+from .setup import method_dir, previous_step_checkpoint, scenario_dir
 from .stage_schedule import build_stage_schedule_hook
-from .step_averaging import build_averaging_hook
+from .step_averaging import StepAveraging, build_averaging_hook
+
+
+class PredictionGrid(HookBase):
+    """Draws ``predictions.png`` (``CONTINUAL.VIS_NUM_IMAGES`` fixed test images) after the last
+    iteration, on the main process."""
+
+    def after_train(self):
+        if comm.is_main_process():
+            write_prediction_grid(self.trainer.cfg, self.trainer.model)
+
+
+# Hooks whose after_train acts on a finished step: skipped when an iteration failed.
+_STEP_END_HOOKS = (EvalHook, StepAveraging, PredictionGrid)
+
+
+def _remove_stale_temporary_files(cfg) -> None:
+    """The temporary files of writes killed in an earlier run of this step, of its method and of
+    its scenario (results and plots)."""
+    remove_stale_temporary_files(cfg.OUTPUT_DIR, recursive=True)
+    for folder in (method_dir(cfg), scenario_dir(cfg)):
+        remove_stale_temporary_files(folder)
+        remove_stale_temporary_files(os.path.join(folder, "plots"))
 
 
 class ContinualTrainer(DefaultTrainer):
@@ -25,7 +54,12 @@ class ContinualTrainer(DefaultTrainer):
     - step t >= 1 starts from step t-1's ``model_final.pth`` (or ``MODEL.WEIGHTS``), grown by one
       task module, unless it resumes its own last checkpoint; joint training starts from
       ``MODEL.WEIGHTS`` at every step;
-    - evaluation reports old/new/all-class AP and writes ``eval.json`` into ``OUTPUT_DIR``.
+    - evaluation reports old/new/all-class AP and writes ``eval.json`` into ``OUTPUT_DIR``, the
+      last file of the step (after the averaged model and ``predictions.png``), so that a step
+      killed at its end is finished on the rerun, never taken as finished without them;
+    - an iteration that fails (a write error, a non-finite loss) ends the run without the step-end
+      evaluation, averaging and grid, also at the last iteration;
+    - temporary files of writes killed in an earlier run are removed at start.
     """
 
     def __init__(self, cfg):
@@ -33,6 +67,8 @@ class ContinualTrainer(DefaultTrainer):
         # builds a checkpointer and loader that do not resume exactly. The order is its own.
         TrainerBase.__init__(self)
         cfg = self.auto_scale_workers(cfg, comm.get_world_size())
+        if comm.is_main_process():
+            _remove_stale_temporary_files(cfg)
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
         self.train_sampler, data_loader = build_resumable_train_loader(cfg)
@@ -42,8 +78,9 @@ class ContinualTrainer(DefaultTrainer):
         trainer_class = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
         self._trainer = trainer_class(model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.random_states = RandomStates()
         self.checkpointer = self.build_checkpointer(
-            cfg, model, trainer=weakref.proxy(self), random_states=RandomStates()
+            cfg, model, trainer=weakref.proxy(self), random_states=self.random_states
         )
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
@@ -63,11 +100,31 @@ class ContinualTrainer(DefaultTrainer):
 
     def build_hooks(self):
         """
-        Detectron2's hooks, then the loss-weight stages (``MODEL.YKD.STAGES``) and the averaging of
-        the step's model with the previous step's (``MODEL.YKD.AVERAGING.ALPHA``), when configured.
+        Detectron2's hooks, with, first, the gathering of every process's random generators
+        before a checkpoint, and before the evaluation: the loss-weight stages
+        (``MODEL.YKD.STAGES``), the averaging of the step's model with the previous step's
+        (``MODEL.YKD.AVERAGING.ALPHA``) when configured, and ``predictions.png``.
         """
+        hooks = super().build_hooks()
+        gather = GatherRandomStates(self.random_states, self.cfg.SOLVER.CHECKPOINT_PERIOD)
         extra = [build_stage_schedule_hook(self.cfg), build_averaging_hook(self.cfg)]
-        return super().build_hooks() + [hook for hook in extra if hook is not None]
+        extra = [hook for hook in extra if hook is not None] + [PredictionGrid()]
+        evaluation = next(i for i, hook in enumerate(hooks) if isinstance(hook, EvalHook))
+        return [gather] + hooks[:evaluation] + extra + hooks[evaluation:]
+
+    def after_train(self):
+        """
+        Detectron2 tells a finished run by ``iter + 1 >= max_iter``, also true when the last
+        iteration failed (e.g. its checkpoint could not be written): then the step-end hooks
+        (evaluation, averaging, grid) are skipped. A finished run has ``iter >= max_iter``.
+        """
+        if self.iter >= self.max_iter:
+            return super().after_train()
+        self.storage.iter = self.iter
+        for hook in self._hooks:
+            if not isinstance(hook, _STEP_END_HOOKS):
+                hook.after_train()
+        return None
 
     def resume_or_load(self, resume=True):
         """
@@ -86,13 +143,8 @@ class ContinualTrainer(DefaultTrainer):
         return super().resume_or_load(resume=False)
 
     def train(self):
-        """
-        Train, draw ``predictions.png`` (``CONTINUAL.VIS_NUM_IMAGES`` fixed test images), then
-        return the results of the evaluation that follows the last iteration.
-        """
+        """Train, then return the results of the evaluation that follows the last iteration."""
         super().train()
-        if comm.is_main_process():
-            write_prediction_grid(self.cfg, self.model)
         return getattr(self, "_last_eval_results", None)
 
     def run_step(self):
@@ -113,6 +165,19 @@ class ContinualTrainer(DefaultTrainer):
             voc_metric=cfg.CONTINUAL.EVAL_VOC_METRIC,
             calibration=cfg.CONTINUAL.EVAL_CALIBRATION,
         )
+
+    @classmethod
+    def test(cls, cfg, model, evaluators=None):
+        """
+        Detectron2's evaluation; in a multi-process run every process first takes the main
+        process's buffers (BatchNorm statistics, which ``broadcast_buffers=False`` leaves per
+        process), so that every shard of the test set is evaluated with the model the main process
+        saves, the same after a resume as without one.
+        """
+        if comm.get_world_size() > 1:
+            for buffer in unwrap(model).buffers():
+                dist.broadcast(buffer, src=0)
+        return super().test(cfg, model, evaluators=evaluators)
 
     @classmethod
     def test_into(cls, cfg, model, output_folder: str):

@@ -1,7 +1,7 @@
 """
 Faults that stop a run early with one line naming the cause and the fix: a non-finite training
-loss (:class:`NonFiniteLossError`, raised by :func:`check_finite_losses`) and an output folder that
-cannot be written (:func:`check_output_writable`).
+loss (:class:`NonFiniteLossError`, raised by :func:`check_finite_losses` on every process of a
+multi-process run alike) and an output folder that cannot be written (:func:`check_output_writable`).
 """
 
 import math
@@ -10,6 +10,8 @@ import tempfile
 from collections.abc import Mapping
 
 import torch
+import torch.distributed as dist
+from detectron2.utils import comm
 from detectron2.utils.events import get_event_storage
 
 __all__ = ["NonFiniteLossError", "check_finite_losses", "check_output_writable"]
@@ -24,18 +26,28 @@ class NonFiniteLossError(FloatingPointError):
         iteration: the training iteration (None outside a Detectron2 ``EventStorage``).
         terms: the non-finite terms and their values, e.g. ``{"loss_mask": nan}``.
         checkpoint: the last checkpoint of the run (the trainer fills it in), or None.
+        ranks: in a multi-process run, the ranks whose loss was non-finite (every rank raises
+            the same error, naming the terms of the first of them); None in a single process.
     """
 
     def __init__(
-        self, iteration: int | None, terms: Mapping[str, float], checkpoint: str | None = None
+        self,
+        iteration: int | None,
+        terms: Mapping[str, float],
+        checkpoint: str | None = None,
+        ranks: list[int] | None = None,
     ):
-        super().__init__(iteration, dict(terms), checkpoint)
+        super().__init__(iteration, dict(terms), checkpoint, ranks)
         self.iteration = iteration
         self.terms = dict(terms)
         self.checkpoint = checkpoint
+        self.ranks = None if ranks is None else list(ranks)
 
     def __str__(self) -> str:
         where = "" if self.iteration is None else f" at iteration {self.iteration}"
+        if self.ranks is not None:
+            where += f" on rank {', '.join(map(str, self.ranks))}"
+            where += " (every process stops)"
         terms = ", ".join(f"{name}={value}" for name, value in self.terms.items())
         if self.checkpoint:
             kept = f"the last good checkpoint {self.checkpoint} is kept"
@@ -60,13 +72,33 @@ def check_finite_losses(losses: Mapping[str, torch.Tensor]) -> None:
     Raise :class:`NonFiniteLossError` naming every non-finite term of ``losses`` (name → scalar
     tensor) with its value, and the iteration of Detectron2's current ``EventStorage``. One host
     synchronisation for all terms together.
+
+    In a multi-process run every process must call it at every iteration: the processes agree
+    through one all-reduce of a one-element flag (on the losses' device), and when any of them
+    has a non-finite term all of them raise the same error (terms of the lowest such rank), so
+    that none is left waiting in the backward pass's gradient all-reduce of the others.
     """
-    if not losses:
+    distributed = comm.get_world_size() > 1
+    if not losses and not distributed:
         return
     names = list(losses)
     # A sum stays non-finite when any element is (the loss terms are scalars in practice).
-    values = torch.stack([losses[name].detach().float().sum() for name in names])
-    if bool(torch.isfinite(values).all()):
+    values = torch.stack(
+        [losses[name].detach().float().sum() for name in names] or [torch.zeros(())]
+    )
+    finite = torch.isfinite(values).all()
+    if distributed:
+        flag = (~finite).to(torch.int32).reshape(1)
+        dist.all_reduce(flag)
+        if int(flag.item()) == 0:
+            return
+        local = values.tolist() if not bool(finite) else None
+        reports = comm.all_gather(None if local is None else dict(zip(names, local, strict=True)))
+        ranks = [rank for rank, report in enumerate(reports) if report is not None]
+        first = reports[ranks[0]]
+        bad = {n: v for n, v in first.items() if not math.isfinite(v)}
+        raise NonFiniteLossError(_current_iteration(), bad, ranks=ranks)
+    if bool(finite):
         return
     bad = {n: v for n, v in zip(names, values.tolist(), strict=True) if not math.isfinite(v)}
     raise NonFiniteLossError(_current_iteration(), bad)
