@@ -20,17 +20,17 @@ def interactive_cfg(make_cfg, arch="fpn", classes_per_task=(3, 2), **weights):
 
 def test_off_by_default_and_at_step0(make_cfg):
     torch.manual_seed(0)
-    assert build_model(make_cfg(classes_per_task=[3, 2])).distiller.feature_kd is None
+    assert len(build_model(make_cfg(classes_per_task=[3, 2])).distiller.feature_kds) == 0
     torch.manual_seed(0)
     step0 = build_model(interactive_cfg(make_cfg, classes_per_task=[3]))
-    assert step0.distiller.feature_kd is None  # no teacher: the exchange would never run
+    assert len(step0.distiller.feature_kds) == 0  # no teacher: the exchange would never run
 
 
 @pytest.mark.parametrize("arch", ["fpn", "c4"])
 def test_interactive_terms_train_the_student_and_the_exchange_only(arch, make_cfg, make_inputs):
     torch.manual_seed(0)
     model = build_model(interactive_cfg(make_cfg, arch)).train()
-    feature_kd = model.distiller.feature_kd
+    feature_kd = model.distiller.feature_kds["interactive"]
     assert isinstance(feature_kd, InteractiveKD)
     predictor = model.task_modules[-1].box_predictor
     assert feature_kd.student_encoder[0].in_features == predictor.cls_score.in_features

@@ -1,5 +1,6 @@
 """The distillation terms of a Y-KD step t >= 1: teacher module t-1 against student module t."""
 
+from collections.abc import Mapping
 from itertools import accumulate
 from typing import NamedTuple
 
@@ -8,7 +9,13 @@ from detectron2.config import configurable
 from detectron2.structures import Boxes, ImageList, Instances
 from torch import nn
 
-from ykd.distillation import InteractiveKD, build_feature_kd, build_kd_loss_from_cfg
+from ykd.distillation import (
+    FeatureDistiller,
+    FeatureKDInputs,
+    build_feature_kds_from_cfg,
+    build_kd_loss_from_cfg,
+    with_kd_config,
+)
 
 from .losses import box_kd_loss, mask_kd_loss, rpn_kd_loss
 from .mask_head import UniqueMaskHead
@@ -16,7 +23,7 @@ from .roi_heads import BoxOutputs
 from .rpn import AnchorOutputs
 from .task_module import TaskModule
 
-__all__ = ["KDProposals", "YKDDistiller"]
+__all__ = ["KDProposals", "MaskKDOutputs", "YKDDistiller"]
 
 
 class KDProposals(NamedTuple):
@@ -32,20 +39,30 @@ class KDProposals(NamedTuple):
     """Rows of the mask boxes among the concatenated ``boxes``; None: all rows."""
 
 
+class MaskKDOutputs(NamedTuple):
+    """The student mask head's call on the Rm mask-distillation boxes (``KDProposals.mask_boxes``)."""
+
+    roi_features: torch.Tensor
+    """(Rm, C, S, S) the head's input (FPN: pooled trunk features; C4: res5 features)."""
+    logits: torch.Tensor
+    """(Rm, K, M, M) its mask logits over the student's K classes."""
+
+
 class YKDDistiller(nn.Module):
     """
-    Computes ``loss_kd_rpn``, ``loss_kd_cls``, ``loss_kd_box`` and ``loss_kd_mask`` (DESIGN.md §2
-    step 5-6); only terms with a positive weight are computed and returned. The teacher's RPN
-    proposes boxes with its test-time settings; the ``num_proposals_topk`` best by objectness are
-    kept and ``num_proposals_per_image`` of them sampled at random; teacher and student ROI heads
-    then run on the same boxes (the mask heads on the first ``num_mask_proposals_per_image`` of
-    them). Teacher outputs are computed under ``torch.no_grad``. With a shared trunk the teacher
-    reuses the student's ROI-pooled features of the boxes (detached): both pool the same features.
+    Computes ``loss_kd_rpn``, ``loss_kd_cls``, ``loss_kd_box`` and ``loss_kd_mask``; only terms
+    with a positive weight are computed and returned. The teacher's RPN proposes boxes with its
+    test-time settings; the ``num_proposals_topk`` best by objectness are kept and
+    ``num_proposals_per_image`` of them sampled at random (Y-KD: 128 and 64); teacher and student
+    ROI heads then run on the same boxes (the mask heads on the first
+    ``num_mask_proposals_per_image`` of them). Teacher outputs are computed under
+    ``torch.no_grad``. With a shared trunk the teacher reuses the student's ROI-pooled features of
+    the boxes (detached): both pool the same features.
 
-    With a ``feature_kd`` (e.g. interactive KD, ``MODEL.YKD.INTERACTIVE``), its terms on the box
-    head's hidden features of the same boxes are added; it has parameters of its own (trained, in
-    the model's state dict) and is built with the model of a step t >= 1 only (not by
-    :meth:`YKDRCNN.add_task`).
+    Feature distillers (``ykd.distillation.FEATURE_KD_REGISTRY``, e.g. interactive KD on the box
+    head's hidden features of the same boxes, Faster-ILOD's trunk KD) add their own terms; they may
+    have parameters of their own (trained, in the model's state dict) and are built with the model
+    of a step t >= 1 only (not by :meth:`YKDRCNN.add_task`).
     """
 
     @configurable
@@ -58,7 +75,7 @@ class YKDDistiller(nn.Module):
         num_proposals_per_image: int = 64,
         num_mask_proposals_per_image: int = -1,
         rpn_delta_threshold: float = 0.1,
-        feature_kd: nn.Module | None = None,
+        feature_kds: Mapping[str, FeatureDistiller] | None = None,
     ):
         """
         Args:
@@ -71,8 +88,7 @@ class YKDDistiller(nn.Module):
             num_mask_proposals_per_image: of those, how many (the first ones of the random
                 sample) mask distillation uses; -1: all.
             rpn_delta_threshold: objectness gap above which RPN deltas are distilled.
-            feature_kd: a feature distiller of ``ykd.distillation.FEATURE_KD_REGISTRY`` on the
-                (R, D) hidden features of the distillation boxes, or None.
+            feature_kds: registered name -> feature distiller (weighted terms of their own).
         """
         super().__init__()
         self.kd_cls_loss = kd_cls_loss
@@ -83,45 +99,47 @@ class YKDDistiller(nn.Module):
         self.num_proposals_per_image = num_proposals_per_image
         self.num_mask_proposals_per_image = num_mask_proposals_per_image
         self.rpn_delta_threshold = rpn_delta_threshold
-        self.feature_kd = feature_kd
+        self.feature_kds = nn.ModuleDict(dict(feature_kds or {}))
 
     @classmethod
     def from_config(cls, cfg, feature_dim: int = 0):
         """
         Args:
-            feature_dim: D, the width of the box predictor's input (needed for ``feature_kd``).
+            feature_dim: D, the width of the box predictor's input (for the feature distillers).
         """
-        weights = cfg.MODEL.YKD.KD_WEIGHTS
-        interactive = cfg.MODEL.YKD.INTERACTIVE
-        feature_kd = None
-        if InteractiveKD.enabled(interactive) and len(cfg.MODEL.YKD.NUM_CLASSES_PER_TASK) > 1:
-            feature_kd = build_feature_kd(
-                interactive.NAME,
-                **InteractiveKD.from_config(
-                    interactive, student_dim=feature_dim, teacher_dim=feature_dim
-                ),
+        cfg = with_kd_config(cfg)
+        ykd = cfg.MODEL.YKD
+        weights = ykd.KD_WEIGHTS
+        feature_kds = {}
+        if len(ykd.NUM_CLASSES_PER_TASK) > 1:
+            feature_kds = build_feature_kds_from_cfg(
+                ykd, ykd.FEATURE_KD.NAMES, student_dim=feature_dim, teacher_dim=feature_dim
+            )
+        shared = [n for n, kd in feature_kds.items() if kd.needs_separate_teacher]
+        if shared and ykd.TEACHER == "shared":
+            raise ValueError(
+                f"Feature distiller {shared[0]!r} compares the trunks of student and teacher, which "
+                "a shared trunk makes identical; set MODEL.YKD.TEACHER 'separate' or turn it off"
             )
         return {
-            "feature_kd": feature_kd,
-            "kd_cls_loss": build_kd_loss_from_cfg(cfg.MODEL.YKD.KD_CLS)
-            if weights.CLS > 0
-            else None,
+            "feature_kds": feature_kds,
+            "kd_cls_loss": build_kd_loss_from_cfg(ykd.KD_CLS) if weights.CLS > 0 else None,
             "loss_weights": {
                 "loss_kd_cls": weights.CLS,
                 "loss_kd_box": weights.BOX,
                 "loss_kd_mask": weights.MASK if cfg.MODEL.MASK_ON else 0.0,
                 "loss_kd_rpn": weights.RPN,
             },
-            "num_proposals_topk": cfg.MODEL.YKD.KD_PROPOSALS.TOPK,
-            "num_proposals_per_image": cfg.MODEL.YKD.KD_PROPOSALS.PER_IMAGE,
-            "num_mask_proposals_per_image": cfg.MODEL.YKD.KD_PROPOSALS.MASK_PER_IMAGE,
-            "rpn_delta_threshold": cfg.MODEL.YKD.RPN_KD_DELTA_THRESH,
+            "num_proposals_topk": ykd.KD_PROPOSALS.TOPK,
+            "num_proposals_per_image": ykd.KD_PROPOSALS.PER_IMAGE,
+            "num_mask_proposals_per_image": ykd.KD_PROPOSALS.MASK_PER_IMAGE,
+            "rpn_delta_threshold": ykd.RPN_KD_DELTA_THRESH,
         }
 
     @property
     def active(self) -> bool:
         """Whether any term has a positive weight (otherwise the teacher never runs)."""
-        return bool(self.loss_weights) or self.feature_kd is not None
+        return bool(self.loss_weights) or len(self.feature_kds) > 0
 
     @property
     def distils_masks(self) -> bool:
@@ -131,7 +149,11 @@ class YKDDistiller(nn.Module):
     def distils_rois(self) -> bool:
         """Whether a term needs distillation boxes (then the box branches all run on them)."""
         roi_terms = {"loss_kd_cls", "loss_kd_box", "loss_kd_mask"}
-        return bool(self.loss_weights.keys() & roi_terms) or self.feature_kd is not None
+        return bool(self.loss_weights.keys() & roi_terms) or self._feature_kds_need_rois
+
+    @property
+    def _feature_kds_need_rois(self) -> bool:
+        return any(kd.needs_rois for kd in self.feature_kds.values())
 
     @torch.no_grad()
     def propose(
@@ -177,86 +199,135 @@ class YKDDistiller(nn.Module):
 
     def forward(
         self,
+        *,
         kd: KDProposals,
+        student: TaskModule,
+        teacher: TaskModule,
         student_anchor_outputs: AnchorOutputs,
         student_boxes: BoxOutputs | None,
-        student_masks: tuple[torch.Tensor, torch.Tensor] | None,
-        teacher: TaskModule,
-        teacher_features: dict[str, torch.Tensor] | None,
+        student_masks: MaskKDOutputs | None,
+        student_features: dict[str, torch.Tensor],
+        teacher_features: dict[str, torch.Tensor],
+        shared_teacher: bool,
         teacher_mask_head: UniqueMaskHead | None,
-        student: TaskModule | None = None,
     ) -> dict[str, torch.Tensor]:
         """
         Args:
             kd: the teacher's RPN outputs and the distillation boxes, from :meth:`propose`.
+            student: task module t.
+            teacher: task module t-1 (frozen, in eval mode).
             student_anchor_outputs: the student RPN's :meth:`TaskRPN.predict_anchors`.
             student_boxes: the student's box branch on ``kd.boxes`` (None without ROI terms).
-            student_masks: the student mask head's (Rm, C, M', M') input and (Rm, K, M, M)
-                logits on ``kd.mask_boxes`` (None without mask distillation).
-            teacher: task module t-1 (frozen, in eval mode).
-            teacher_features: the teacher's own trunk features; None with a shared trunk (the
-                teacher reuses the student's pooled features).
+            student_masks: the student mask head on ``kd.mask_boxes`` (None without mask
+                distillation).
+            student_features: the student's trunk features.
+            teacher_features: the teacher's trunk features: its own trunk's, or
+                ``student_features`` with a shared trunk.
+            shared_teacher: whether the teacher runs on the student's trunk; then it reuses the
+                student's pooled features (detached) instead of pooling ``teacher_features``.
             teacher_mask_head: the frozen mask head over the old classes (mask distillation).
-            student: task module t, whose classifier ``feature_kd`` applies to decoded teacher
-                messages (needed with a ``feature_kd`` only).
 
         Returns:
             dict of weighted losses.
         """
         losses = {}
         if "loss_kd_rpn" in self.loss_weights:
-            (_, s_objectness, s_deltas), (_, t_objectness, t_deltas) = (
-                student_anchor_outputs,
-                kd.anchor_outputs,
-            )
             losses["loss_kd_rpn"] = rpn_kd_loss(
-                torch.cat(s_objectness, dim=1),
-                torch.cat(t_objectness, dim=1),
-                torch.cat(s_deltas, dim=1),
-                torch.cat(t_deltas, dim=1),
+                torch.cat(student_anchor_outputs.objectness, dim=1),
+                torch.cat(kd.anchor_outputs.objectness, dim=1),
+                torch.cat(student_anchor_outputs.deltas, dim=1),
+                torch.cat(kd.anchor_outputs.deltas, dim=1),
                 delta_threshold=self.rpn_delta_threshold,
             )
-        if not self.distils_rois:
-            return self._weighted(losses)
-        with torch.no_grad():
-            if teacher_features is None:
-                pooled = student_boxes.pooled.detach()
-            else:
-                pooled = teacher.roi_heads.pool(teacher_features, kd.boxes)
-            t_boxes = teacher.roi_heads.predict_pooled(pooled)
+        t_boxes = None
+        if self.distils_rois:
+            t_boxes = self._teacher_boxes(
+                kd, student_boxes, teacher, teacher_features, shared_teacher
+            )
+            losses.update(self._roi_losses(kd, student_boxes, t_boxes))
+        if self.distils_masks:
+            losses["loss_kd_mask"] = self._mask_loss(
+                kd,
+                student_masks,
+                t_boxes,
+                teacher,
+                teacher_features,
+                shared_teacher,
+                teacher_mask_head,
+            )
+        losses = self._weighted(losses)
+        if len(self.feature_kds) > 0:
+            roi_fields = {}
+            if self._feature_kds_need_rois:
+                roi_fields = {
+                    "student_hidden": student_boxes.hidden,
+                    "teacher_hidden": t_boxes.hidden,
+                    "student_logits": student_boxes.scores,
+                    "teacher_logits": t_boxes.scores,
+                    "student_head": student.box_predictor.cls_score,
+                    "teacher_head": teacher.box_predictor.cls_score,
+                }
+            inputs = FeatureKDInputs(
+                student_trunk=student_features,
+                teacher_trunk=teacher_features,
+                shared_teacher=shared_teacher,
+                **roi_fields,
+            )
+            for feature_kd in self.feature_kds.values():
+                losses.update(feature_kd.distil(inputs))
+        return losses
+
+    @torch.no_grad()
+    def _teacher_boxes(
+        self,
+        kd: KDProposals,
+        student_boxes: BoxOutputs,
+        teacher: TaskModule,
+        teacher_features: dict[str, torch.Tensor],
+        shared_teacher: bool,
+    ) -> BoxOutputs:
+        """The teacher's box branch on the distillation boxes."""
+        if shared_teacher:
+            pooled = student_boxes.pooled.detach()
+        else:
+            pooled = teacher.roi_heads.pool(teacher_features, kd.boxes)
+        return teacher.roi_heads.predict_pooled(pooled)
+
+    def _roi_losses(
+        self, kd: KDProposals, student_boxes: BoxOutputs, t_boxes: BoxOutputs
+    ) -> dict[str, torch.Tensor]:
+        losses = {}
         if "loss_kd_cls" in self.loss_weights:
             losses["loss_kd_cls"] = self.kd_cls_loss(
                 student_boxes.scores, t_boxes.scores, num_rois_per_image=[len(b) for b in kd.boxes]
             )
         if "loss_kd_box" in self.loss_weights:
             losses["loss_kd_box"] = box_kd_loss(student_boxes.deltas, t_boxes.deltas)
-        if self.distils_masks:
-            with torch.no_grad():
-                if teacher_mask_head.pooler is None:  # C4: the teacher's res5 features
-                    mask_input = t_boxes.roi_features
-                    if kd.mask_rows is not None:
-                        mask_input = mask_input[kd.mask_rows]
-                elif teacher_features is None:
-                    mask_input = student_masks[0].detach()
-                else:
-                    mask_input = teacher_mask_head.roi_features(
-                        teacher_features, kd.mask_boxes, teacher
-                    )
-                t_masks = teacher_mask_head.logits(mask_input)
-            losses["loss_kd_mask"] = mask_kd_loss(student_masks[1], t_masks)
-        losses = self._weighted(losses)
-        if self.feature_kd is not None:
-            losses.update(
-                self.feature_kd(
-                    student_boxes.hidden,
-                    t_boxes.hidden,
-                    student_logits=student_boxes.scores,
-                    teacher_logits=t_boxes.scores,
-                    student_head=student.box_predictor.cls_score,
-                    teacher_head=teacher.box_predictor.cls_score,
-                )
-            )
         return losses
+
+    def _mask_loss(
+        self,
+        kd: KDProposals,
+        student_masks: MaskKDOutputs,
+        t_boxes: BoxOutputs,
+        teacher: TaskModule,
+        teacher_features: dict[str, torch.Tensor],
+        shared_teacher: bool,
+        teacher_mask_head: UniqueMaskHead,
+    ) -> torch.Tensor:
+        with torch.no_grad():
+            if teacher_mask_head.pooler is None:  # C4: the teacher's res5 features
+                mask_input = t_boxes.roi_features
+                if kd.mask_rows is not None:
+                    mask_input = mask_input[kd.mask_rows]
+            elif shared_teacher:
+                mask_input = student_masks.roi_features.detach()
+            else:
+                mask_input = teacher_mask_head.roi_features(
+                    teacher_features, kd.mask_boxes, teacher
+                )
+            t_masks = teacher_mask_head.logits(mask_input)
+        return mask_kd_loss(student_masks.logits, t_masks)
 
     def _weighted(self, losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v * self.loss_weights[k] for k, v in losses.items()}

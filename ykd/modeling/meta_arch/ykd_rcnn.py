@@ -11,7 +11,7 @@ from detectron2.structures import ImageList, Instances
 from torch import nn
 
 from ...utils import check_finite_losses
-from ..distiller import KDProposals, YKDDistiller
+from ..distiller import KDProposals, MaskKDOutputs, YKDDistiller
 from ..loss_weights import check_loss_weights, scale_losses
 from ..mask_head import UniqueMaskHead
 from ..roi_heads import BoxOutputs, pool_parts
@@ -278,14 +278,16 @@ class YKDRCNN(nn.Module):
         if kd is not None:
             losses.update(
                 self.distiller(
-                    kd,
-                    anchor_outputs,
-                    kd_boxes,
-                    kd_masks,
-                    self.task_modules[-2],
-                    teacher_features,
-                    self.teacher_mask_head,
-                    student,
+                    kd=kd,
+                    student=student,
+                    teacher=self.task_modules[-2],
+                    student_anchor_outputs=anchor_outputs,
+                    student_boxes=kd_boxes,
+                    student_masks=None if kd_masks is None else MaskKDOutputs(*kd_masks),
+                    student_features=features,
+                    teacher_features=features if self.teacher == "shared" else teacher_features,
+                    shared_teacher=self.teacher == "shared",
+                    teacher_mask_head=self.teacher_mask_head,
                 )
             )
         losses = scale_losses(losses, self.loss_weights)
