@@ -48,7 +48,7 @@ def test_known_scenarios(name, num_classes, tasks):
         assert scenario.num_seen(step) == task[-1] + 1
 
 
-def test_step_counts_of_the_design():
+def test_step_counts_counted_by_hand():
     # Counted by hand: 15-1 on VOC is 1 + 5 steps, 10-5 is 1 + 2, 19-1 is 1 + 1, 40-10 is 1 + 4.
     assert parse_scenario("15-1", 20).num_steps == 6
     assert parse_scenario("10-5", 20).num_steps == 3
