@@ -26,6 +26,7 @@ from ykd.modeling.class_growth import mib_init_
 from ykd.utils import torch_save_atomic, write_text_atomic
 
 __all__ = [
+    "CheckpointMismatchError",
     "YKDCheckpointer",
     "make_ykd_meta",
     "previous_step_meta",
@@ -35,6 +36,10 @@ __all__ = [
 
 META_KEY = "ykd_meta"
 _META_FIELDS = ("scenario", "step", "class_names", "num_modules", "num_classes_per_task")
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint holds another scenario, step or classes than the model it is loaded into."""
 
 
 def make_ykd_meta(
@@ -84,11 +89,11 @@ def check_ykd_meta(
     found: Mapping[str, Any] | None, expected: Mapping[str, Any], *, path: str
 ) -> None:
     """
-    Raise a one-line ``ValueError`` naming both records and the fix when the meta record ``found``
-    in the checkpoint at ``path`` differs from ``expected``.
+    Raise a one-line :class:`CheckpointMismatchError` naming both records and the fix when the meta
+    record ``found`` in the checkpoint at ``path`` differs from ``expected``.
     """
     if found is None:
-        raise ValueError(
+        raise CheckpointMismatchError(
             f"Checkpoint {path} has no {META_KEY!r} record, but the model is {_describe(expected)}:"
             " save Y-KD checkpoints with YKDCheckpointer."
         )
@@ -99,7 +104,7 @@ def check_ykd_meta(
     if step > 0:
         fix += f", or start step {step} from a step-{step - 1} checkpoint with load_previous_step()"
     differing = [k for k in _META_FIELDS if found.get(k) != expected[k]]
-    raise ValueError(
+    raise CheckpointMismatchError(
         f"Checkpoint {path} holds {_describe(found)} but the model is {_describe(expected)}"
         f" (differing: {', '.join(differing)}): {fix}."
     )
@@ -121,9 +126,11 @@ def grow_from_previous_step(model: YKDRCNN, previous_state: Mapping[str, torch.T
     """
     Load the state dict of a step-(t-1) YKDRCNN (t task modules) into the step-t ``model`` (t+1
     modules): trunk and modules 0..t-1 are copied; module t starts from module t-1 with its
-    predictor grown (old and background rows copied, new rows as freshly built, or MiB-initialised
-    if ``model.new_class_init == "mib"``); the mask head grows the same way; the teacher copies
-    (``teacher_backbone``, ``teacher_mask_head``) take the step-(t-1) trunk and mask head.
+    predictor grown (old and background rows copied, as
+    :func:`~ykd.modeling.class_growth.shared_class_rows` matches them; new rows as freshly built,
+    or MiB-initialised if ``model.new_class_init == "mib"``); the mask head grows the same way;
+    the teacher copies (``teacher_backbone``, ``teacher_mask_head``) take the step-(t-1) trunk
+    and mask head.
     """
     student = model.num_tasks - 1
     if student < 1:
@@ -135,20 +142,16 @@ def grow_from_previous_step(model: YKDRCNN, previous_state: Mapping[str, torch.T
         )
     fresh = model.state_dict()
     predictor = f"task_modules.{student}.roi_heads.box_predictor."
-    background_last = {
-        predictor + "cls_score.weight": True,
-        predictor + "cls_score.bias": True,
-        predictor + "bbox_pred.weight": False,
-        predictor + "bbox_pred.bias": False,
-        "mask_head.head.predictor.weight": False,
-        "mask_head.head.predictor.bias": False,
-    }
+    class_dependent = [
+        predictor + name
+        for name in ("cls_score.weight", "cls_score.bias", "bbox_pred.weight", "bbox_pred.bias")
+    ] + ["mask_head.head.predictor.weight", "mask_head.head.predictor.bias"]
     previous_state = {k: torch.as_tensor(v) for k, v in previous_state.items()}
     # The distiller's own parameters (interactive KD's encoders and decoders) belong to one step:
     # every step starts them afresh.
     previous_state.update({k: v for k, v in fresh.items() if k.startswith("distiller.")})
     sources = {k: _previous_key(k, student) for k in fresh}
-    model.load_state_dict(grow_state_dict(previous_state, fresh, sources, background_last))
+    model.load_state_dict(grow_state_dict(previous_state, fresh, sources, class_dependent))
     if model.new_class_init == "mib":
         mib_init_(model.task_modules[-1].box_predictor.cls_score, model.num_classes_per_task[-1])
 
