@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 r"""
-Average the weights of model checkpoints, θ = Σ_i w_i·θ_i (DESIGN.md §5); see
-``ykd/checkpoint/averaging.py`` for the conventions. The last input is the target: the keys that
+Average the weights of model checkpoints, θ = Σ_i w_i·θ_i; see ``ykd/checkpoint/averaging.py``
+for the conventions. The last input is the target: the keys that
 are not averaged, the shapes and the ``ykd_meta`` record come from it. The trunk (``^backbone\.``)
 is excluded by default.
 
@@ -11,6 +11,14 @@ Dynamic Y-KD, module 2 of step 2 interpolated with module 1 of step 1 (α = 0.25
         --weights 0.25 0.75 --output step2/model_alpha0.25.pth \
         --rename task_modules.1.=task_modules.2. --include '^(task_modules\.2|mask_head)\.'
 
+The authors' averaging (``--mode official``): every tensor outside the trunk that both inputs have
+in the same shape is interpolated, grown class rows are the target's; ``--trunk PTH`` takes the
+trunk from another checkpoint::
+
+    python tools/average_checkpoints.py --mode official --inputs step1/model_final.pth \
+        step2/model_final.pth --weights 0.25 0.75 --output step2/model_official.pth \
+        --rename task_modules.1.=task_modules.2. [--trunk other/model_final.pth]
+
 The α sweep of step t of a trained scenario (``sweep``): for each α of the grid, module t and the
 mask head of step t interpolated with step t-1's, θ = α·θ_(t-1) + (1-α)·θ_t, evaluated; writes
 ``<step dir>/averaging/``: ``model_alpha<α>.pth``, ``eval_alpha<α>/eval.json``, and
@@ -19,7 +27,10 @@ mask head of step t interpolated with step t-1's, θ = α·θ_(t-1) + (1-α)·θ
     python tools/average_checkpoints.py sweep --config-file configs/synthetic/dynamic_ykd.yaml \
         --scenario 15-5 --step 1 --alphas 0:1:0.25 [OPTS as for tools/train_net.py]
 
-Subcommands: ``average`` (the default when none is named) and ``sweep``.
+(``MODEL.YKD.AVERAGING.MODE official`` and ``MODEL.YKD.AVERAGING.TRUNK PTH`` among the OPTS: the
+authors' averaging.) Subcommands: ``average`` (the default when none is named) and ``sweep``. A
+user error prints its one-line message on stderr and exits with status 2 (``--debug``: with its
+traceback).
 """
 
 import argparse
@@ -27,17 +38,18 @@ import os
 import sys
 
 import ykd  # noqa: F401  (registers ykd's datasets and modules, for sweep)
-from ykd.checkpoint.averaging import CLASS_ROWS, average_checkpoint_files, select_keys
-from ykd.checkpoint.sweep import (
-    alpha_label,
-    parse_alpha_grid,
-    plot_sweep,
-    step_average,
-    sweep_record,
-    sweep_table,
+from ykd.checkpoint.averaging import (
+    CLASS_ROWS,
+    OFFICIAL_OPTIONS,
+    average_checkpoint_files,
+    select_keys,
 )
-from ykd.engine import ContinualTrainer, previous_step_checkpoint, setup_step_cfg
-from ykd.utils import torch_save_atomic, write_json_atomic, write_text_atomic
+from ykd.checkpoint.sweep import AVERAGING_MODES, parse_alpha_grid
+from ykd.engine import ContinualTrainer, setup_step_cfg
+from ykd.engine.cli import UsageError, run_cli
+from ykd.engine.step_averaging import alpha_sweep
+from ykd.utils import torch_save_atomic
+from ykd.utils.warnings import filter_upstream_warnings
 
 DEFAULT_EXCLUDE = r"^backbone\."
 
@@ -66,6 +78,13 @@ def add_average_parser(subparsers) -> None:
         "--weights", nargs="+", required=True, type=float, help="one weight per input, sum 1"
     )
     parser.add_argument("--output", required=True, help="checkpoint to write (not an input)")
+    parser.add_argument(
+        "--mode",
+        choices=AVERAGING_MODES,
+        default="module",
+        help="'official': the authors' averaging (every same-shape tensor outside the trunk;"
+        " --include, --exclude and --class-rows do not apply)",
+    )
     parser.add_argument("--include", default=None, help="average only keys matching this regex")
     parser.add_argument(
         "--exclude",
@@ -78,6 +97,9 @@ def add_average_parser(subparsers) -> None:
         choices=CLASS_ROWS,
         default="shared",
         help="grown predictor tensors: average the shared class rows, or keep the target's",
+    )
+    parser.add_argument(
+        "--trunk", default=None, metavar="PTH", help="take the trunk from this checkpoint"
     )
     parser.add_argument("--normalize", action="store_true", help="rescale weights to sum to 1")
     parser.add_argument(
@@ -95,26 +117,33 @@ def run_average(args: argparse.Namespace) -> str:
     """Write the average described by ``args``; returns the output path."""
     for path in args.inputs:
         if _same_file(args.output, path):
-            raise SystemExit(
+            raise UsageError(
                 f"--output {args.output} is the input {path}: refusing to overwrite it"
             )
-    exclude = args.exclude or None
+    if args.mode == "official":
+        options = dict(OFFICIAL_OPTIONS)
+    else:
+        options = {
+            "include": args.include,
+            "exclude": args.exclude or None,
+            "class_rows": args.class_rows,
+        }
     try:
         checkpoint = average_checkpoint_files(
             args.inputs,
             args.weights,
-            include=args.include,
-            exclude=exclude,
-            class_rows=args.class_rows,
             normalize=args.normalize,
             rename=dict(args.rename or []),
+            trunk=args.trunk,
+            **options,
         )
     except (ValueError, TypeError, OSError) as err:
-        raise SystemExit(f"average_checkpoints: {err}") from err
+        raise UsageError(f"average_checkpoints: {err}") from err
     torch_save_atomic(checkpoint, args.output)
     model = checkpoint["model"]
-    averaged = sum(model[k].is_floating_point() for k in select_keys(model, args.include, exclude))
     record = checkpoint["averaging"]
+    keys = select_keys(model, record["include"], record["exclude"])
+    averaged = sum(model[k].is_floating_point() for k in keys)
     sources = zip(record["inputs"], record["weights"], strict=True)
     print(
         f"Wrote {args.output}: {averaged} of {len(model)} tensors averaged over"
@@ -164,41 +193,11 @@ def add_sweep_parser(subparsers) -> None:
 def run_sweep(args: argparse.Namespace) -> dict:
     """Average, evaluate and tabulate the α sweep described by ``args``; returns the record."""
     cfg = setup_step_cfg(args.config_file, args.opts, scenario=args.scenario, step=args.step)
-    current = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
     try:
-        previous = previous_step_checkpoint(cfg)
-        if not os.path.exists(current):
-            raise FileNotFoundError(f"No checkpoint {current}: train step {args.step} first")
-    except FileNotFoundError as err:
-        raise SystemExit(f"average_checkpoints sweep: {err}") from err
+        record = alpha_sweep(ContinualTrainer, cfg, args.alphas)
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"average_checkpoints sweep: {err}") from err
     folder = os.path.join(cfg.OUTPUT_DIR, "averaging")
-    model = ContinualTrainer.build_model(cfg)
-    checkpointer = ContinualTrainer.build_checkpointer(cfg, model)
-    evaluations, checkpoints = [], []
-    for alpha in args.alphas:
-        label = alpha_label(alpha)
-        path = os.path.join(folder, f"model_alpha{label}.pth")
-        try:
-            torch_save_atomic(step_average(previous, current, args.step, alpha), path)
-        except (ValueError, TypeError) as err:
-            raise SystemExit(f"average_checkpoints sweep: {err}") from err
-        checkpointer.load(path)
-        evaluation_folder = os.path.join(folder, f"eval_alpha{label}")
-        evaluations.append(ContinualTrainer.test_into(cfg, model, evaluation_folder))
-        checkpoints.append(os.path.relpath(path, cfg.OUTPUT_DIR))
-    record = sweep_record(
-        args.alphas,
-        evaluations,
-        checkpoints,
-        scenario=cfg.CONTINUAL.SCENARIO,
-        method=cfg.CONTINUAL.METHOD,
-        step=args.step,
-        previous=previous,
-        current=current,
-    )
-    write_json_atomic(os.path.join(folder, "averaging.json"), record)
-    write_text_atomic(os.path.join(folder, "averaging.md"), sweep_table(record))
-    plot_sweep(record, os.path.join(folder, "averaging.png"))
     print(f"Wrote the α sweep to {folder}: best α = {record['best_alpha']}")
     return record
 
@@ -211,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of user errors too"
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for add_parser in COMMANDS.values():
         add_parser(subparsers)
@@ -219,11 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None):
     """Run a subcommand; without one (first argument not a subcommand or -h), ``average``."""
+    filter_upstream_warnings()
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = argv[:1] == ["--debug"]
+    argv = argv[debug:]
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv = ["average", *argv]
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    args = build_parser().parse_args(["--debug"] * debug + argv)
+    return run_cli(lambda: args.func(args), debug=args.debug)
 
 
 if __name__ == "__main__":

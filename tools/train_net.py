@@ -10,6 +10,10 @@ Train and evaluate the steps of a continual instance-segmentation scenario.
 A step writes to ``<CONTINUAL.OUTPUT_ROOT>/<dataset>/<scenario>/<method>/step<t>/``; step 0 is
 shared by the methods of a scenario. ``--all-steps`` skips finished steps, resumes an unfinished
 one, and writes the method's ``results.json``, ``results.md`` and plots.
+
+A user error (bad scenario, step or method, missing data or checkpoint, no GPU for a ``cuda``
+config) prints its one-line message alone on stderr and exits with status 2 (``--debug``: with
+its traceback).
 """
 
 import argparse
@@ -22,9 +26,12 @@ from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 
 import ykd  # noqa: F401  (registers ykd's datasets and modules)
-from ykd.engine import ContinualTrainer, link_shared_step0, method_dir, setup_step_cfg
+from ykd.engine import ContinualTrainer, get_ykd_cfg, link_shared_step0, method_dir, setup_step_cfg
+from ykd.engine.cli import check_device, run_cli
+from ykd.engine.evaluate import evaluate_checkpoint, evaluation_target, split_weights
 from ykd.engine.scenario import ScenarioProgress, finished_results, write_method_results
 from ykd.utils import write_text_atomic
+from ykd.utils.warnings import filter_upstream_warnings
 
 logger = logging.getLogger("ykd")
 
@@ -35,6 +42,9 @@ def build_parser():
     parser.add_argument("--step", type=int, default=None, help="step to run (CONTINUAL.STEP)")
     parser.add_argument(
         "--all-steps", action="store_true", help="run every step of the scenario, from step 0"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of user errors too"
     )
     return parser
 
@@ -65,15 +75,6 @@ def setup_scenario_step(args, step: int):
     return cfg
 
 
-def split_weights(opts: list[str]) -> tuple[list[str], str | None]:
-    """``opts`` without a ``MODEL.WEIGHTS`` pair, and that pair's value (None if absent)."""
-    keys = list(opts[0::2])
-    if "MODEL.WEIGHTS" not in keys:
-        return list(opts), None
-    index = 2 * keys.index("MODEL.WEIGHTS")
-    return list(opts[:index]) + list(opts[index + 2 :]), opts[index + 1]
-
-
 def evaluate_only(args):
     """
     Evaluate the step's ``model_final.pth``, or the ``MODEL.WEIGHTS`` given on the command line
@@ -82,19 +83,8 @@ def evaluate_only(args):
     """
     opts, weights = split_weights(args.opts)
     cfg = setup(argparse.Namespace(**{**vars(args), "opts": opts}))
-    final = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
-    weights = weights or final
-    if not os.path.exists(weights):
-        raise FileNotFoundError(
-            f"--eval-only: no checkpoint {weights}; train this step first or set MODEL.WEIGHTS."
-        )
-    model = ContinualTrainer.build_model(cfg)
-    ContinualTrainer.build_checkpointer(cfg, model).load(weights)
-    folder = cfg.OUTPUT_DIR
-    if os.path.abspath(weights) != os.path.abspath(final):
-        stem = os.path.splitext(os.path.basename(weights))[0]
-        folder = os.path.join(cfg.OUTPUT_DIR, f"eval_{stem}")
-    return ContinualTrainer.test_into(cfg, model, folder)
+    weights, folder = evaluation_target(cfg, weights)
+    return evaluate_checkpoint(ContinualTrainer, cfg, weights, folder)
 
 
 def run_step(cfg, resume: bool):
@@ -139,16 +129,35 @@ def main(args):
     return results
 
 
+def check_configured_device(args) -> None:
+    """
+    Check the ``MODEL.DEVICE`` of the config file and command-line options before launching
+    (a missing config file is reported by the set-up of the step).
+    """
+    if not os.path.isfile(args.config_file):
+        return
+    cfg = get_ykd_cfg()
+    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(list(args.opts))
+    check_device(cfg.MODEL.DEVICE)
+
+
 def cli(argv=None):
+    filter_upstream_warnings()
     args = build_parser().parse_args(argv)
-    return launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+
+    def run():
+        check_configured_device(args)
+        return launch(
+            main,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+        )
+
+    return run_cli(run, debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -147,6 +147,12 @@ def _add_ykd_model_config(cfg: CN) -> None:
     # model_final.pth (ykd/engine/step_averaging.py). 0 = off.
     cfg.MODEL.YKD.AVERAGING = CN()
     cfg.MODEL.YKD.AVERAGING.ALPHA = 0.0
+    # "module": task module t and the mask head, the class rows both steps have averaged;
+    # "official": the authors' script, every same-shape tensor outside the trunk, grown class rows
+    # left as step t's (ykd/checkpoint/averaging.py).
+    cfg.MODEL.YKD.AVERAGING.MODE = "module"
+    # A checkpoint whose trunk replaces the averaged model's (the authors' option); "" = none.
+    cfg.MODEL.YKD.AVERAGING.TRUNK = ""
 
 
 def _add_kd_cls_config(cfg: CN) -> None:

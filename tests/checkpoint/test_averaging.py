@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ykd.checkpoint.averaging import (
+    OFFICIAL_OPTIONS,
     average_checkpoint_files,
     average_checkpoints,
     load_checkpoint_file,
@@ -334,6 +335,8 @@ def test_average_checkpoint_files_with_module_rename(tmp_path):
         "exclude": None,
         "class_rows": "shared",
         "rename": {"task_modules.0.": "task_modules.1."},
+        "shared_keys_only": False,
+        "trunk": None,
     }
     model = result["model"]
     assert list(model) == list(step1)
@@ -363,3 +366,51 @@ def test_average_checkpoint_files_without_meta(tmp_path):
     result = average_checkpoint_files(paths, [0.5, 0.5], include="^backbone")
     assert "ykd_meta" not in result
     assert torch.equal(result["model"]["backbone.w"], _t([4.0]))
+
+
+def test_official_mode_interpolates_same_shape_non_trunk_tensors_and_takes_another_trunk(tmp_path):
+    """
+    The authors' averaging at w = 0.25 on the earlier step, by hand: same-shape head tensors are
+    0.25·earlier + 0.75·current; grown predictors (shape changed), the tensors the renamed earlier
+    step lacks, and every key containing "backbone." are the current step's; the trunk is then
+    the third checkpoint's.
+    """
+    paths, step0, step1 = _save_steps(tmp_path, _meta(0), _meta(1))
+    fc = "roi_heads.box_head.fc1.weight"
+    step0["task_modules.0." + fc] = _t([0.0, 4.0])
+    step0["mask_head.head.mask_fcn1.weight"] = _t([4.0])
+    step1["task_modules.0." + fc] = _t([0.0, 4.0])
+    step1["task_modules.1." + fc] = _t([8.0, 12.0])
+    step1["mask_head.head.mask_fcn1.weight"] = _t([8.0])
+    step1["teacher_backbone.w"] = _t([1.0])
+    step1["distiller.encoder.weight"] = _t([2.0])
+    for path, model in zip(paths, (step0, step1), strict=True):
+        torch.save({"model": model, "ykd_meta": _meta(int(path.endswith("1.pth")))}, path)
+    trunk = os.fspath(tmp_path / "trunk.pth")
+    torch.save({"model": {"backbone.w": _t([20.0])}}, trunk)
+    result = average_checkpoint_files(
+        paths,
+        [0.25, 0.75],
+        rename={"task_modules.0.": "task_modules.1."},
+        trunk=trunk,
+        **OFFICIAL_OPTIONS,
+    )
+    model = result["model"]
+    assert list(model) == list(step1)
+    assert torch.equal(model["task_modules.1." + fc], _t([6.0, 10.0]))
+    assert torch.equal(model["mask_head.head.mask_fcn1.weight"], _t([7.0]))
+    assert torch.equal(model["backbone.w"], _t([20.0]))
+    unchanged = [BOX + "cls_score.weight", BOX + "cls_score.bias", BOX + "bbox_pred.weight"]
+    unchanged += [MASK + "weight", MASK + "bias", "task_modules.0." + fc]
+    unchanged += ["teacher_backbone.w", "distiller.encoder.weight"]
+    for key in unchanged:
+        assert torch.equal(model[key], step1[key]), key
+    assert result["averaging"]["trunk"] == trunk
+
+
+def test_a_trunk_checkpoint_of_another_trunk_is_refused(tmp_path):
+    paths, _, _ = _save_steps(tmp_path, _meta(0), _meta(1))
+    trunk = os.fspath(tmp_path / "trunk.pth")
+    torch.save({"model": {"backbone.w": _t([1.0, 2.0])}}, trunk)
+    with pytest.raises(ValueError, match=r"trunk.pth has 'backbone.w' of shape \(2,\)"):
+        average_checkpoint_files(paths, [0.25, 0.75], trunk=trunk, **OFFICIAL_OPTIONS)

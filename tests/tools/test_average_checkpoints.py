@@ -9,6 +9,7 @@ import torch
 
 from tests.conftest import REPO_ROOT, load_tool
 from tests.engine.conftest import instant_opts
+from ykd.engine.cli import UsageError
 
 tool = load_tool("average_checkpoints")
 
@@ -66,7 +67,7 @@ def test_empty_exclude_averages_the_trunk_too(tmp_path, inputs, capsys):
 
 
 @pytest.mark.parametrize("spelling", ["same", "dotted", "link"])
-def test_refuses_to_overwrite_an_input(tmp_path, inputs, spelling):
+def test_refuses_to_overwrite_an_input(tmp_path, inputs, spelling, capsys):
     output = {
         "same": inputs[0],
         "dotted": os.path.join(tmp_path, "out", "..", "a.pth"),
@@ -74,20 +75,48 @@ def test_refuses_to_overwrite_an_input(tmp_path, inputs, spelling):
     }[spelling]
     os.symlink(inputs[0], tmp_path / "link.pth")
     before = open(inputs[0], "rb").read()
-    with pytest.raises(SystemExit, match="refusing to overwrite"):
+    with pytest.raises(SystemExit) as exit:
         tool.main(["--inputs", *inputs, "--weights", "0.5", "0.5", "--output", output])
+    assert exit.value.code == 2
+    assert "refusing to overwrite" in capsys.readouterr().err
     assert open(inputs[0], "rb").read() == before
 
 
-def test_library_errors_are_one_line_exits(tmp_path, inputs):
+def test_library_errors_are_one_line_exits_with_status_2(tmp_path, inputs, capsys):
     output = os.fspath(tmp_path / "c.pth")
-    with pytest.raises(SystemExit, match="sum to 1.5, not 1"):
-        tool.main(["--inputs", *inputs, "--weights", "0.5", "1", "--output", output])
-    with pytest.raises(SystemExit, match="No checkpoint file .*missing.pth"):
-        tool.main(
-            ["--inputs", inputs[0], "missing.pth", "--weights", ".5", ".5", "--output", output]
-        )
+    bad = [
+        (["--inputs", *inputs, "--weights", "0.5", "1"], "sum to 1.5, not 1"),
+        (["--inputs", inputs[0], "missing.pth", "--weights", ".5", ".5"], "No checkpoint file"),
+    ]
+    for argv, message in bad:
+        with pytest.raises(SystemExit) as exit:
+            tool.main([*argv, "--output", output])
+        assert exit.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err and "Traceback" not in err
+    with pytest.raises(UsageError, match="sum to 1.5, not 1") as error:  # --debug: raised
+        tool.main(["--debug", *bad[0][0], "--output", output])
+    assert isinstance(error.value.__cause__, ValueError)
     assert not os.path.exists(output)
+
+
+def test_official_mode_keeps_grown_rows_and_takes_the_trunk_of_a_third_checkpoint(tmp_path, inputs):
+    """By hand: head 0.25·[4, 8] + 0.75·[8, 16] = [7, 14]; trunk 20 from the third file."""
+    trunk = _save(tmp_path / "trunk.pth", 20.0, 0.0, 0)
+    previous = torch.load(inputs[0], weights_only=True)
+    previous["model"]["task_modules.0.cls_score.bias"] = torch.tensor([1.0, 2.0])
+    current = torch.load(inputs[1], weights_only=True)
+    current["model"]["task_modules.0.cls_score.bias"] = torch.tensor([3.0, 5.0, 7.0])
+    paths = [os.fspath(tmp_path / "p.pth"), os.fspath(tmp_path / "c.pth")]
+    torch.save(previous, paths[0])
+    torch.save(current, paths[1])
+    output = os.fspath(tmp_path / "official.pth")
+    argv = ["--mode", "official", "--inputs", *paths, "--weights", "0.25", "0.75"]
+    tool.main([*argv, "--output", output, "--trunk", trunk])
+    model = torch.load(output, weights_only=True)["model"]
+    assert torch.equal(model["task_modules.0.head.weight"], torch.tensor([7.0, 14.0]).half())
+    assert torch.equal(model["task_modules.0.cls_score.bias"], torch.tensor([3.0, 5.0, 7.0]))
+    assert torch.equal(model["backbone.res2.conv.weight"], torch.tensor([20.0]))
 
 
 def test_rename_maps_the_previous_module_onto_the_new_one(tmp_path, inputs):
@@ -142,3 +171,8 @@ def test_sweep_evaluates_each_alpha_of_a_trained_step(tmp_path):
     assert written["best_alpha"] in (0.0, 0.5, 1.0)
     with pytest.raises(SystemExit):
         tool.main(["sweep", *scenario, "--step", "1", "--alphas", "0:1:0.3", *opts])
+    official = tool.main(
+        ["sweep", *scenario, "--step", "1", "--alphas", "0.25", *opts]
+        + ["MODEL.YKD.AVERAGING.MODE", "official"]
+    )
+    assert official["mode"] == "official" and official["rows"][0]["alpha"] == 0.25

@@ -1,6 +1,7 @@
 """Checkpoints of continual steps: meta records, step checks and growth from the previous step."""
 
 from .growing import (
+    CheckpointMismatchError,
     YKDCheckpointer,
     check_ykd_meta,
     grow_from_previous_step,
@@ -10,6 +11,7 @@ from .growing import (
 from .sweep import step_average
 
 __all__ = [
+    "CheckpointMismatchError",
     "YKDCheckpointer",
     "check_ykd_meta",
     "grow_from_previous_step",

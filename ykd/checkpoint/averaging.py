@@ -24,16 +24,19 @@ Conventions:
   dtype; an input of weight exactly 0 is left out of the sum, so α = 0 and α = 1 reproduce an input
   bit for bit.
 - Class-count-dependent tensors are recognised by shape: dim 0 differs, the other dims agree (a
-  grown predictor: old-class rows first, then new rows). ``class_rows="shared"`` averages the rows
-  that every input has and copies the other rows from the target, which must have the most rows;
-  ``class_rows="skip"`` copies the whole tensor from the target. Detectron2's box classifier keeps
-  the background row LAST: tensors whose key ends with ``cls_score.weight`` / ``cls_score.bias``
-  (``(K+1, D)`` / ``(K+1,)``) average their first min(K) rows and their last (background) rows
-  together. Box regressors ``bbox_pred`` (``(4K, D)``, or ``(4, D)`` class-agnostic) and mask
-  predictors (``(K, C, 1, 1)``) have no background row: their first rows are the old classes.
+  grown predictor). Their rows follow the rule of :mod:`ykd.modeling.class_growth` (old classes
+  first, the box classifier's background row last). ``class_rows="shared"`` averages the rows
+  that every input has (:func:`~ykd.modeling.class_growth.shared_class_rows`) and copies the
+  other rows from the target, which must have the most rows; ``class_rows="skip"`` copies the
+  whole tensor from the target.
 - Backbone / trunk: :func:`average_checkpoints` averages every key unless told otherwise;
   ``tools/average_checkpoints.py`` excludes ``^backbone\.`` by default (the paper's "trunk
   untouched").
+- The authors' averaging (:data:`OFFICIAL_OPTIONS`; mode "official" of the tools and of the
+  averaging hook), as their ``tools/test_same_backbone.py`` does it: every tensor whose key does
+  not contain ``backbone.`` and that both inputs have with the same shape is interpolated; a
+  tensor whose shape changed (class rows) or that an input lacks is the target's; the trunk may
+  come from a third checkpoint (``trunk`` of :func:`average_checkpoint_files`).
 """
 
 import math
@@ -45,17 +48,25 @@ from typing import Any
 
 import torch
 
+from ykd.modeling.class_growth import has_background_row, shared_class_rows
+
 __all__ = [
     "CLASS_ROWS",
+    "OFFICIAL_OPTIONS",
+    "TRUNK_PATTERN",
     "average_checkpoints",
     "average_checkpoint_files",
     "load_checkpoint_file",
     "rename_prefixes",
+    "replace_trunk",
     "select_keys",
 ]
 
 CLASS_ROWS = ("shared", "skip")
-BACKGROUND_LAST_SUFFIXES = ("cls_score.weight", "cls_score.bias")
+TRUNK_PATTERN = r"^backbone\."
+"""The keys of the shared trunk in a YKDRCNN state dict."""
+OFFICIAL_OPTIONS = {"exclude": r"backbone\.", "class_rows": "skip", "shared_keys_only": True}
+"""The options of :func:`average_checkpoints` that make the authors' averaging."""
 _META_KEY = "ykd_meta"
 _WEIGHT_SUM_TOLERANCE = 1e-6
 
@@ -184,14 +195,29 @@ def _average_tensor(
         return _weighted_sum(tensors, weights, target)
     if class_rows == "skip":
         return target.clone()
-    shared = min(t.shape[0] for t in tensors)
+    rows = shared_class_rows([len(t) for t in tensors], background_last=has_background_row(key))
     result = target.clone()
-    if key.endswith(BACKGROUND_LAST_SUFFIXES):
-        result[: shared - 1] = _weighted_sum([t[: shared - 1] for t in tensors], weights, target)
-        result[-1] = _weighted_sum([t[-1] for t in tensors], weights, target)
-    else:
-        result[:shared] = _weighted_sum([t[:shared] for t in tensors], weights, target)
+    shared = [t[r] for t, r in zip(tensors, rows, strict=True)]
+    result[rows[-1]] = _weighted_sum(shared, weights, target)
     return result
+
+
+def _in_every_input(
+    state_dicts: Sequence[Mapping[str, torch.Tensor]],
+    selected: Callable[[str], bool],
+    same_shape: bool,
+) -> Callable[[str], bool]:
+    """``selected`` restricted to the keys every input has (with the target's shape if asked)."""
+    target = state_dicts[-1]
+
+    def keep(key: str) -> bool:
+        shape = getattr(target[key], "shape", None)
+        return selected(key) and all(
+            key in state and (not same_shape or getattr(state[key], "shape", None) == shape)
+            for state in state_dicts
+        )
+
+    return keep
 
 
 def average_checkpoints(
@@ -203,6 +229,7 @@ def average_checkpoints(
     *,
     normalize: bool = False,
     names: Sequence[str] | None = None,
+    shared_keys_only: bool = False,
 ) -> dict[str, torch.Tensor]:
     """
     The weighted average Σ_i w_i·θ_i of model state dicts (conventions in the module docstring).
@@ -217,6 +244,8 @@ def average_checkpoints(
             other rows) or "skip" (copy class-count-dependent tensors from the target).
         normalize: rescale ``weights`` to sum to 1 instead of requiring it.
         names: N names of the inputs (e.g. file paths), used in error messages.
+        shared_keys_only: a selected key that an input lacks is copied from the target instead
+            of being an error; with ``class_rows="skip"``, so is one of another shape.
 
     Returns:
         A new state dict with the target's keys, order, shapes and dtypes; no tensor aliases an
@@ -232,7 +261,10 @@ def average_checkpoints(
     weights = _checked_weights(weights, len(state_dicts), normalize)
     names = _input_names(names, len(state_dicts))
     selected = _key_filter(include, exclude)
-    _check_keys(state_dicts, selected, names)
+    if shared_keys_only:
+        selected = _in_every_input(state_dicts, selected, same_shape=class_rows == "skip")
+    else:
+        _check_keys(state_dicts, selected, names)
     averaged = {}
     for key, value in state_dicts[-1].items():
         if not selected(key):
@@ -344,6 +376,28 @@ def _check_metas(metas: Sequence[Mapping[str, Any] | None], names: Sequence[str]
             )
 
 
+def replace_trunk(
+    state_dict: Mapping[str, torch.Tensor], trunk: Mapping[str, torch.Tensor], *, name: str
+) -> dict[str, torch.Tensor]:
+    """
+    ``state_dict`` with the trunk (the keys matching :data:`TRUNK_PATTERN`) of the state dict
+    ``trunk`` (of the checkpoint ``name``), which must have every trunk key in the same shape.
+    """
+    is_trunk = _key_filter(TRUNK_PATTERN, None)
+    replaced = dict(state_dict)
+    for key, value in state_dict.items():
+        if not is_trunk(key):
+            continue
+        if key not in trunk or trunk[key].shape != value.shape:
+            found = "missing" if key not in trunk else f"of shape {tuple(trunk[key].shape)}"
+            raise ValueError(
+                f"The trunk checkpoint {name} has {key!r} {found}, the model"
+                f" {tuple(value.shape)}: give a checkpoint of the same trunk"
+            )
+        replaced[key] = trunk[key].clone()
+    return replaced
+
+
 def average_checkpoint_files(
     paths: Sequence[str | os.PathLike],
     weights: Sequence[float],
@@ -353,6 +407,8 @@ def average_checkpoint_files(
     *,
     normalize: bool = False,
     rename: Mapping[str, str] | None = None,
+    shared_keys_only: bool = False,
+    trunk: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """
     Load checkpoint files (:func:`load_checkpoint_file`), check that their ``ykd_meta`` records
@@ -361,16 +417,18 @@ def average_checkpoint_files(
     the target).
 
     Args:
-        paths, weights, include, exclude, class_rows, normalize: as for
+        paths, weights, include, exclude, class_rows, normalize, shared_keys_only: as for
             :func:`average_checkpoints`.
         rename: key prefixes renamed (:func:`rename_prefixes`) in every input but the target
             before averaging, e.g. ``{"task_modules.1.": "task_modules.2."}``.
+        trunk: a checkpoint whose trunk replaces the result's (:func:`replace_trunk`); None:
+            the trunk is as averaged (or the target's).
 
     Returns:
         ``{"model": averaged state dict, "ykd_meta": the target's (if it has one), "averaging":
         {"inputs", "weights" (normalized if asked), "include", "exclude", "class_rows",
-        "rename"}}``: a model, not a resumable training state (no optimizer, scheduler or
-        iteration).
+        "rename", "shared_keys_only", "trunk"}}``: a model, not a resumable training state (no
+        optimizer, scheduler or iteration).
     """
     if class_rows not in CLASS_ROWS:
         raise ValueError(f"class_rows must be one of {CLASS_ROWS}, got {class_rows!r}")
@@ -383,7 +441,18 @@ def average_checkpoint_files(
     states = [c["model"] for c in checkpoints]
     if rename:
         states = [rename_prefixes(s, rename) for s in states[:-1]] + [states[-1]]
-    model = average_checkpoints(states, weights, include, exclude, class_rows, names=names)
+    model = average_checkpoints(
+        states,
+        weights,
+        include,
+        exclude,
+        class_rows,
+        names=names,
+        shared_keys_only=shared_keys_only,
+    )
+    if trunk is not None:
+        trunk = os.fspath(trunk)
+        model = replace_trunk(model, load_checkpoint_file(trunk)["model"], name=trunk)
     result = {"model": model}
     if metas[-1] is not None:
         result[_META_KEY] = metas[-1]
@@ -394,5 +463,7 @@ def average_checkpoint_files(
         "exclude": exclude,
         "class_rows": class_rows,
         "rename": dict(rename) if rename else None,
+        "shared_keys_only": shared_keys_only,
+        "trunk": trunk,
     }
     return result

@@ -4,8 +4,9 @@ task module t and mask head are interpolated with the previous step's, θ = α·
 (the trunk is the step-t one), and a table and plot of its old / new / all-class mask AP against α.
 
 α = 0 is the step-t model, α = 1 puts the step-(t-1) student (``task_modules.<t-1>`` of the
-step-(t-1) checkpoint, renamed ``task_modules.<t>``) and mask head back into it. The evaluation
-loop lives in ``tools/average_checkpoints.py sweep``; this module is the pure part.
+step-(t-1) checkpoint, renamed ``task_modules.<t>``) and mask head back into it
+(:func:`step_average` also offers the authors' averaging). The evaluation loop is
+:func:`ykd.engine.step_averaging.alpha_sweep`; this module is the part without a model.
 """
 
 import math
@@ -18,9 +19,10 @@ from matplotlib.figure import Figure
 from tabulate import tabulate
 
 from ..utils import atomic_write
-from .averaging import average_checkpoint_files
+from .averaging import OFFICIAL_OPTIONS, average_checkpoint_files
 
 __all__ = [
+    "AVERAGING_MODES",
     "GROUPS",
     "alpha_label",
     "best_alpha",
@@ -32,6 +34,7 @@ __all__ = [
 ]
 
 GROUPS = ("old", "new", "all")
+AVERAGING_MODES = ("module", "official")
 _IOU_TYPES = ("segm", "bbox")
 _MAX_ALPHAS = 1001
 
@@ -85,24 +88,45 @@ def alpha_label(alpha: float) -> str:
 
 
 def step_average(
-    previous: str | os.PathLike, current: str | os.PathLike, step: int, alpha: float
+    previous: str | os.PathLike,
+    current: str | os.PathLike,
+    step: int,
+    alpha: float,
+    *,
+    mode: str = "module",
+    trunk: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     r"""
-    The checkpoint of step ``step`` (>= 1) for ``alpha``: ``task_modules.<step>`` and the mask
-    head are α·(step-(t-1) checkpoint ``previous``, ``task_modules.<step-1>`` renamed) +
-    (1-α)·(step-t checkpoint ``current``); every other key is the step-t one
-    (:func:`~ykd.checkpoint.averaging.average_checkpoint_files`, grown predictor rows: the
-    shared ones are averaged).
+    The checkpoint of step ``step`` (>= 1) for ``alpha``: θ = α·(step-(t-1) checkpoint
+    ``previous``, ``task_modules.<step-1>`` renamed ``task_modules.<step>``) + (1-α)·(step-t
+    checkpoint ``current``), key by key
+    (:func:`~ykd.checkpoint.averaging.average_checkpoint_files`), on:
+
+    - mode "module": ``task_modules.<step>`` and the mask head; grown predictors average the
+      class rows both steps have; every other key is the step-t one;
+    - mode "official" (the authors' script, with α = 0.25): every tensor whose key does not
+      contain ``backbone.`` and that both steps have in the same shape; the others (grown class
+      rows) are the step-t ones.
+
+    ``trunk``: a checkpoint whose trunk replaces the result's (None: the step-t trunk).
     """
     if step < 1:
         raise ValueError(f"The α sweep needs a step >= 1 (a previous step), got {step}")
     if not 0 <= alpha <= 1:
         raise ValueError(f"α must be in [0, 1], got {alpha}")
+    if mode not in AVERAGING_MODES:
+        raise ValueError(f"MODEL.YKD.AVERAGING.MODE must be one of {AVERAGING_MODES}, got {mode!r}")
+    options = (
+        OFFICIAL_OPTIONS
+        if mode == "official"
+        else {"include": rf"^(task_modules\.{step}|mask_head)\."}
+    )
     return average_checkpoint_files(
         [previous, current],
         [alpha, 1 - alpha],
-        include=rf"^(task_modules\.{step}|mask_head)\.",
         rename={f"task_modules.{step - 1}.": f"task_modules.{step}."},
+        trunk=trunk or None,
+        **options,
     )
 
 

@@ -1,24 +1,70 @@
 """
-Growing class-dependent layers to more classes: old rows are kept, new rows are default-initialised
-(or MiB-initialised). Used in memory by ``YKDRCNN.add_task`` and on state dicts by
-:func:`grow_state_dict` when a step-t model starts from a step-(t-1) checkpoint.
+The layout of class-count-dependent tensors, and growing them to more classes.
+
+One rule for every tensor whose dim 0 follows the classes (a predictor's rows): the rows of the old
+classes come first, in class order, then those of the new classes; Detectron2's box classifier
+``cls_score`` (``(K+1, D)`` / ``(K+1,)``) keeps the background row LAST, whatever K. Box regressors
+``bbox_pred`` (``(4K, D)``) and mask predictors (``(K, C, 1, 1)``) have no background row.
+:func:`shared_class_rows` applies the rule; it serves growth in memory (``YKDRCNN.add_task``), on
+state dicts (:func:`grow_state_dict`, when step t starts from a step-(t-1) checkpoint) and
+checkpoint averaging (``ykd.checkpoint.averaging``). New rows are default-initialised (or
+MiB-initialised).
 """
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["copy_class_rows", "grown_linear", "grown_conv", "mib_init_", "grow_state_dict"]
+__all__ = [
+    "BACKGROUND_LAST_SUFFIXES",
+    "has_background_row",
+    "shared_class_rows",
+    "copy_class_rows",
+    "grown_linear",
+    "grown_conv",
+    "mib_init_",
+    "grow_state_dict",
+]
+
+BACKGROUND_LAST_SUFFIXES = ("cls_score.weight", "cls_score.bias")
+"""State-dict keys (by suffix) of the class-dependent tensors whose last row is the background's."""
+
+
+def has_background_row(key: str) -> bool:
+    """Whether the class-dependent tensor of state-dict key ``key`` has the background row last."""
+    return key.endswith(BACKGROUND_LAST_SUFFIXES)
+
+
+def shared_class_rows(num_rows: Sequence[int], *, background_last: bool) -> list[torch.Tensor]:
+    """
+    The rows that tensors of one class-dependent layer at several class counts have in common.
+
+    Args:
+        num_rows: the number of rows (dim 0) of each tensor, e.g. ``[16, 21]`` for a classifier of
+            15 then 20 classes (+ background).
+        background_last: whether the last row of each tensor is the background's.
+
+    Returns:
+        Per tensor, the (S,) indices of the S shared rows, in the same order for every tensor: the
+        first ``min(num_rows)`` rows (old classes first), or with ``background_last`` the first
+        ``min(num_rows) - 1`` rows and then each tensor's last row. E.g. ``[16, 21]`` with
+        background: ``[0..14, 15]`` and ``[0..14, 20]``.
+    """
+    shared = min(num_rows)
+    if not background_last:
+        return [torch.arange(shared) for _ in num_rows]
+    return [torch.cat([torch.arange(shared - 1), torch.tensor([n - 1])]) for n in num_rows]
 
 
 def copy_class_rows(
     fresh: torch.Tensor, old: torch.Tensor, *, background_last: bool
 ) -> torch.Tensor:
     """
-    ``fresh`` (the default-initialised tensor of the grown layer) with the rows of the old classes
-    taken from ``old``; with ``background_last``, the last (background) row is ``old``'s last row.
+    ``fresh`` (the default-initialised tensor of the grown layer) with the rows that it shares
+    with ``old`` (:func:`shared_class_rows`: the old classes, and the background) taken from
+    ``old``.
 
     Args:
         fresh: (K * r [+ 1], ...) tensor, K = number of classes after growth, r = rows per class.
@@ -33,10 +79,10 @@ def copy_class_rows(
             f"Cannot grow a tensor of shape {tuple(old.shape)} to {tuple(fresh.shape)}"
         )
     grown = fresh.detach().clone()
-    num_old_rows = len(old) - int(background_last)
-    grown[:num_old_rows] = old[:num_old_rows]
-    if background_last:
-        grown[-1] = old[-1]
+    rows_fresh, rows_old = shared_class_rows(
+        [len(fresh), len(old)], background_last=background_last
+    )
+    grown[rows_fresh.to(grown.device)] = old[rows_old.to(old.device)].to(grown.device)
     return grown
 
 
@@ -89,7 +135,7 @@ def grow_state_dict(
     previous: Mapping[str, torch.Tensor],
     fresh: Mapping[str, torch.Tensor],
     source_keys: Mapping[str, str],
-    background_last: Mapping[str, bool],
+    class_dependent: Collection[str],
 ) -> dict[str, torch.Tensor]:
     """
     The state dict of a grown model, from the state dict of the model before growth.
@@ -98,8 +144,8 @@ def grow_state_dict(
         previous: state dict before growth.
         fresh: state dict of the freshly built grown model (gives the new rows and the key set).
         source_keys: for each key of ``fresh``, the key of ``previous`` it comes from.
-        background_last: for each class-dependent key whose shape may grow, whether its last row
-            is the background's.
+        class_dependent: the keys of ``fresh`` whose dim 0 may grow (the rows follow the module
+            docstring's rule; :func:`has_background_row` tells the classifier's).
 
     Returns:
         A state dict with the keys of ``fresh``.
@@ -115,8 +161,8 @@ def grow_state_dict(
         old = previous[source]
         if old.shape == value.shape:
             grown[key] = old.clone()
-        elif key in background_last:
-            grown[key] = copy_class_rows(value, old, background_last=background_last[key])
+        elif key in class_dependent:
+            grown[key] = copy_class_rows(value, old, background_last=has_background_row(key))
         else:
             raise ValueError(
                 f"{source!r} has shape {tuple(old.shape)} in the previous step but {key!r} has"
