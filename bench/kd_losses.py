@@ -8,7 +8,7 @@ Sizes: R = 512 ROIs x 21 classes (VOC) and 2048 x 81 (COCO), teacher and student
 classes, 64 ROIs per image; then SinKD's scaling from R = 128 to 2048 at 21 classes. Each timing is
 the median of ``--repeats`` calls (3 above R = 512), the losses taking turns so that load changes hit
 them alike.
-Issue-4 goals at R = 512: every loss <= 3x KL, SinKD <= 10x KL. Prints a table and writes
+Target bounds at R = 512: every loss <= 3x KL, SinKD <= 10x KL. Prints a table and writes
 bench/results/kd_losses.json.
 """
 
@@ -77,7 +77,7 @@ def build_losses() -> dict:
 
 
 def goal(label: str) -> float:
-    """The issue's bound on time / kl's time at R = 512 for the loss (or variant) ``label``."""
+    """The target bound on time / kl's time at R = 512 for the loss (or variant) ``label``."""
     return GOAL_X_KL.get(label.split("[")[0], DEFAULT_GOAL_X_KL)
 
 

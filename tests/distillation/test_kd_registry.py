@@ -52,7 +52,7 @@ def _roi_inputs(rows=8, num_old=3, num_new=3, seed=0):
     return student, teacher, targets
 
 
-def test_registry_holds_the_issue_losses():
+def test_registry_holds_the_documented_losses():
     assert set(KD_LOSS_REGISTRY) == DOCUMENTED_LOSSES
     assert len(KD_LOSS_REGISTRY) == len(DOCUMENTED_LOSSES)
 

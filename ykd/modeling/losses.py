@@ -1,6 +1,6 @@
 """
 Loss functions of the Y-KD model that are not classification KD (those live in `ykd.distillation`):
-the unbiased cross-entropy of MMA and the box, mask and RPN distillation terms (DESIGN.md §2).
+the unbiased cross-entropy of MMA and the box, mask and RPN distillation terms.
 
 Shape shorthand: R = number of ROIs, K = number of foreground classes of the student, K_old = number
 of old classes (the teacher's foreground classes), A = number of anchors of all levels, M = mask side.
