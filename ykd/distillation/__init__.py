@@ -12,6 +12,7 @@ docs/kd_losses.md.
 from . import functional
 from .adapters import ADAPTERS, adapt_class_space, adapt_targets
 from .config import add_kd_config, with_kd_config
+from .detector_losses import L2Loss, UKDLoss
 from .feature_kd import FeatureDistiller, FeatureKDInputs
 from .interactive import InteractiveKD
 from .losses import KDLoss
@@ -35,7 +36,9 @@ __all__ = [
     "InteractiveKD",
     "KD_LOSS_REGISTRY",
     "KDLoss",
+    "L2Loss",
     "Registry",
+    "UKDLoss",
     "adapt_class_space",
     "adapt_targets",
     "add_kd_config",
