@@ -27,4 +27,5 @@ def coco(cfg) -> DatasetSource:
             os.path.join(root, "annotations", "instances_val2017.json"),
             os.path.join(root, "val2017"),
         ),
+        mask_format=cfg.INPUT.MASK_FORMAT,
     )

@@ -27,4 +27,5 @@ def synthetic(cfg) -> DatasetSource:
         train=SplitFiles(os.path.join(root, "train.json"), os.path.join(root, "train")),
         test=SplitFiles(os.path.join(root, "val.json"), os.path.join(root, "val")),
         prepare=prepare,
+        mask_format=cfg.INPUT.MASK_FORMAT,
     )

@@ -21,4 +21,5 @@ def voc_sbd(cfg) -> DatasetSource:
         class_names=VOC_CLASSES,
         train=SplitFiles(os.path.join(root, "pascal_sbd_train.json"), root),
         test=SplitFiles(os.path.join(root, "pascal_sbd_val.json"), root),
+        mask_format=cfg.INPUT.MASK_FORMAT,
     )

@@ -14,6 +14,7 @@ from detectron2.data.datasets import load_coco_json
 from fvcore.common.registry import Registry
 
 from ..validation import validate_coco_json
+from .masks import convert_masks_for_training
 
 DATASET_SOURCES = Registry("DATASET_SOURCES")
 DATASET_SOURCES.__doc__ = """
@@ -41,6 +42,8 @@ class DatasetSource:
         class_names: the dataset's class names in its default class order.
         train, test: the files of the training and test splits.
         prepare: called once before the files are read (e.g. to generate the synthetic cache).
+        mask_format: the ``INPUT.MASK_FORMAT`` the training masks are loaded for ("polygon" or
+            "bitmask"; see :mod:`ykd.data.datasets.masks`).
     """
 
     name: str
@@ -48,6 +51,7 @@ class DatasetSource:
     train: SplitFiles
     test: SplitFiles
     prepare: Callable[[], None] | None = field(default=None, compare=False)
+    mask_format: str = "bitmask"
 
     def split(self, is_train: bool) -> SplitFiles:
         return self.train if is_train else self.test
@@ -73,7 +77,9 @@ def load_source_split(source: DatasetSource, is_train: bool) -> list[dict]:
     ``category_id`` replaced by the class NAME under the key ``category_name``.
 
     The annotation file and its images are validated first (once per process and file version),
-    and degenerate annotations dropped: see :mod:`ykd.data.validation`.
+    and degenerate annotations dropped: see :mod:`ykd.data.validation`. Masks may be polygons or
+    RLE (compressed or not); the RLE masks of a training split are converted to polygons when
+    ``source.mask_format`` is "polygon" (:mod:`ykd.data.datasets.masks`).
 
     Raises:
         FileNotFoundError: naming the missing annotation file or image folder and where to put it.
@@ -88,11 +94,14 @@ def load_source_split(source: DatasetSource, is_train: bool) -> list[dict]:
                 f"Missing {what} {path} of dataset {source.name!r}: put the dataset there"
                 " (see datasets/README.md) or set $DETECTRON2_DATASETS to its root."
             )
-    return _load_named(files.json_file, files.image_root, source.name, is_train)
+    mask_format = source.mask_format if is_train else "bitmask"
+    return _load_named(files.json_file, files.image_root, source.name, is_train, mask_format)
 
 
 @functools.lru_cache(maxsize=8)
-def _load_named_cached(json_file: str, image_root: str, stamp: tuple, metadata_name: str):
+def _load_named_cached(
+    json_file: str, image_root: str, stamp: tuple, metadata_name: str, mask_format: str
+):
     report = validate_coco_json(json_file, image_root)
     if metadata_name in MetadataCatalog.list():
         MetadataCatalog.remove(metadata_name)
@@ -103,11 +112,14 @@ def _load_named_cached(json_file: str, image_root: str, stamp: tuple, metadata_n
     for record in report.drop_skipped(dicts):
         for annotation in record.get("annotations", []):
             annotation["category_name"] = names[annotation.pop("category_id")]
+    convert_masks_for_training(dicts, mask_format, json_file)
     return dicts
 
 
-def _load_named(json_file: str, image_root: str, dataset: str, is_train: bool) -> list[dict]:
+def _load_named(
+    json_file: str, image_root: str, dataset: str, is_train: bool, mask_format: str
+) -> list[dict]:
     metadata_name = f"ykd_source_{dataset}_{'train' if is_train else 'test'}"
     stat = os.stat(json_file)
     stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-    return _load_named_cached(json_file, image_root, stamp, metadata_name)
+    return _load_named_cached(json_file, image_root, stamp, metadata_name, mask_format)
