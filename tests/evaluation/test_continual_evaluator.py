@@ -256,12 +256,16 @@ def test_eval_json(register, tmp_path):
     assert not [p for p in os.listdir(output_dir) if p.endswith(".tmp")]
 
 
-def test_no_detections(register, tmp_path):
+def test_no_detections_is_ap_zero_for_masks_and_boxes(register, tmp_path):
     results = _run(register(1), str(tmp_path / "out"), lambda c, i: [], voc_metric=True)
-    # No detection at all: COCOeval is not run and Detectron2's keys are NaN, but the groups
-    # have AP 0 since every seen class has ground truth.
-    assert math.isnan(results["bbox"]["AP"])
-    _assert_groups(results["bbox"], {"old": 0, "new": 0, "all": 0}, ("AP", "AP50", "vocAP"))
+    # No detection at all: COCOeval is not run (Detectron2 would infer "bbox" only and report
+    # NaN), but every seen class has ground truth, so its AP is 0, for boxes and masks alike.
+    for iou_type in ("bbox", "segm"):
+        _assert_groups(results[iou_type], {"old": 0, "new": 0, "all": 0}, ("AP", "AP50", "vocAP"))
+        assert results[iou_type]["AP"] == 0 and results[iou_type]["AP50"] == 0
+        assert {results[iou_type][f"AP-{name}"] for name in CLASS_NAMES} == {0.0}
+    saved = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert saved["segm"]["all/AP"] == 0
 
 
 def test_tasks_passed_explicitly_override_metadata(register, tmp_path):

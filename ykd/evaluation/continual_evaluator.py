@@ -4,7 +4,7 @@ COCO evaluation of one step of a class-incremental scenario, with AP per group o
 At step t the test set holds the seen classes; they are grouped as ``old`` (tasks before t),
 ``new`` (task t), ``all`` (the seen classes) and one group per task named by its 1-based class
 range (``1-15``, ``16-20``, a single class ``16``), plus the range of all incremental tasks when
-there are two or more of them (``16-20`` in ``15-1``, as the papers report it). See DESIGN.md §6.
+there are two or more of them (``16-20`` in ``15-1``, as the papers report it).
 """
 
 import os
@@ -226,12 +226,36 @@ class ContinualEvaluator(COCOEvaluator):
         )
         return results
 
+    def _tasks_from_predictions(self, predictions):
+        """
+        The IoU types to evaluate: those the detections carry and, when there is no detection at
+        all, "segm" too if the ground truth has masks, so that a model that detects nothing gets
+        mask AP 0 rather than no mask result.
+        """
+        tasks = set(super()._tasks_from_predictions(predictions))
+        if not predictions and any(
+            "segmentation" in a for a in self._coco_api.dataset.get("annotations", [])
+        ):
+            tasks.add("segm")
+        return sorted(tasks)
+
     def _derive_coco_results(self, coco_eval, iou_type, class_names=None):
         if coco_eval is not None and class_names is not None:
             # COCOeval orders classes by dataset category id; the parent assumes contiguous order.
             class_names = [class_names[self._contiguous_ids[c]] for c in coco_eval.params.catIds]
         results = super()._derive_coco_results(coco_eval, iou_type, class_names=class_names)
         ap, ap50 = self._per_class_ap(coco_eval)
+        if coco_eval is None:
+            # No detection: AP 0 wherever there is ground truth (Detectron2 reports NaN).
+            has_gt = np.isfinite(ap).any()
+            results.update({m: 0.0 for m in ("AP", "AP50", "AP75") if has_gt})
+            results.update(
+                {
+                    f"AP-{name}": 0.0
+                    for name, value in zip(self._class_names, ap, strict=True)
+                    if np.isfinite(value)
+                }
+            )
         results.update(group_means({"AP": ap, "AP50": ap50}, self._groups))
         return results
 

@@ -1,7 +1,7 @@
 """
 Pictures of predictions: a PNG grid of a model's masks, boxes, class names and scores on a fixed
 set of test images, old-class instances in one colour and new-class instances in another, drawn
-with Detectron2's :class:`Visualizer` (DESIGN.md §8: ``predictions.png`` of each step).
+with Detectron2's :class:`Visualizer`, for the ``predictions.png`` of each step.
 """
 
 import math
