@@ -1,6 +1,7 @@
 """End to end: tools/train_net.py trains and evaluates step 0 of a synthetic scenario on CPU."""
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from tests.conftest import REPO_ROOT, load_tool
 from tests.engine.conftest import instant_opts
@@ -134,3 +136,76 @@ def test_unknown_method_lists_the_known_ones(tmp_path):
     )
     with pytest.raises(FileNotFoundError, match=r"unknown method.*dynamic_ykd, .*ft, .*joint"):
         train_net.main(args)
+
+
+def _exit_of(argv, capsys) -> tuple[int, str]:
+    """
+    The exit status and stderr of ``tools/train_net.py`` run in this process. The log handlers
+    that earlier tests' set-up left on their (now closed) captured streams are removed first:
+    logging into them would print "--- Logging error ---" on stderr.
+    """
+    for name in ("detectron2", "fvcore", "ykd"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if getattr(getattr(handler, "stream", None), "closed", False):
+                logger.removeHandler(handler)
+    with pytest.raises(SystemExit) as exit:
+        train_net.cli(argv)
+    return exit.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--scenario", "15-7"], "Invalid scenario '15-7' for 20 classes"),
+        (["--scenario", "15-5", "--step", "7"], "Step 7 is out of range for scenario 15-5"),
+        (["--scenario", "15-5", "--step", "1"], "train step 0 first"),
+        (["--scenario", "15-5", "--step", "1", "--eval-only"], "--eval-only: no checkpoint"),
+    ],
+)
+def test_user_errors_print_one_line_and_exit_2(tmp_path, capsys, extra, message):
+    code, err = _exit_of(["--config-file", CONFIG, *extra, *instant_opts(str(tmp_path))], capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_unknown_method_and_missing_data_exit_2(tmp_path, capsys, monkeypatch):
+    config = os.path.join(REPO_ROOT, "configs", "synthetic", "dinosaur.yaml")
+    code, err = _exit_of(["--config-file", config, *instant_opts(str(tmp_path))], capsys)
+    assert code == 2 and err.startswith("No config file") and err.count("\n") == 1
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path / "datasets"))
+    voc = os.path.join(REPO_ROOT, "configs", "voc_sbd", "mma.yaml")
+    argv = ["--config-file", voc, "--scenario", "15-5", "MODEL.DEVICE", "cpu"]
+    code, err = _exit_of(argv + ["CONTINUAL.OUTPUT_ROOT", str(tmp_path / "out")], capsys)
+    assert code == 2 and err.startswith("Missing annotation file") and err.count("\n") == 1
+
+
+def test_a_cuda_config_without_gpu_exits_2_before_building_anything(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    voc = os.path.join(REPO_ROOT, "configs", "voc_sbd", "mma.yaml")
+    argv = ["--config-file", voc, "--scenario", "15-5", "CONTINUAL.OUTPUT_ROOT", str(tmp_path)]
+    code, err = _exit_of(argv, capsys)
+    assert code == 2 and err.startswith("MODEL.DEVICE is 'cuda' but no CUDA GPU is available")
+    assert not os.path.exists(tmp_path / "voc_sbd")
+
+
+def test_debug_shows_the_user_error_and_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
+    argv = ["--config-file", CONFIG, "--scenario", "15-7", "--debug", *instant_opts(str(tmp_path))]
+    with pytest.raises(ValueError, match="Invalid scenario"):
+        train_net.cli(argv)
+
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(train_net, "setup", bug)
+    with pytest.raises(ZeroDivisionError):
+        train_net.cli(["--config-file", CONFIG, "--scenario", "10-5", *instant_opts(str(tmp_path))])
+
+
+def test_the_script_exits_2_with_the_message_as_its_last_line(tmp_path):
+    script = os.path.join(REPO_ROOT, "tools", "train_net.py")
+    argv = ["--config-file", CONFIG, "--scenario", "15-7", *instant_opts(str(tmp_path))]
+    run = subprocess.run([sys.executable, script, *argv], capture_output=True, text=True)
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr
+    assert run.stderr.splitlines()[-1].startswith("Invalid scenario '15-7' for 20 classes")
