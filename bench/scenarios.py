@@ -1,159 +1,255 @@
 #!/usr/bin/env python
 """
 The synthetic continual benchmark behind `make bench-scenarios`: every method on the synthetic
-scenarios with the CPU benchmark schedule, then, per scenario, the comparison table and plot,
-committed as ``bench/results/synthetic_<scenario>.{json,md,png}``.
+scenarios, several seeds of the incremental steps (and optionally several class orders), then,
+per scenario, the table of mean ± std over seeds and its plot, in
+``bench/results/synthetic_<scenario>.{json,md,png}``.
 
-    python bench/scenarios.py [--scenarios 15-5 19-1 15-1 10-10] [--methods ft ...] [--jobs 2]
+    python bench/scenarios.py [--scenarios 15-5 15-1 19-1 10-10] [--methods ft ...] [--jobs 2]
+        [--seeds 3] [--class-orders 1] [opts ...]
 
-Schedule: step 0 (trained once per scenario, shared by the methods) is the demo's 450 iterations;
-incremental steps are 150 iterations for multi-class steps and 50 for one-class steps (A-1
-scenarios), the ratio of MMA's VOC schedules (10K vs 2.5K). Joint training is run at the last step
-only, with the step-0 schedule, as the reference of the ``all / joint`` ratio. A rerun skips
-finished steps.
+Schedules are the configs' own (configs/base/mask_rcnn_slim_fpn_cpu.yaml): step 0 900 iterations,
+trained once per set of step-0 classes (15-5 and 15-1 share it); incremental steps by
+``CONTINUAL.STEP_RULES`` (100 iterations for a one-class step, 400 for more). Joint training
+(configs/synthetic/joint.yaml, 2700 iterations) is trained once per class order on all 20 classes
+and evaluated as every scenario's last step. The methods of SEEDED_METHODS run ``--seeds`` seeds
+(``CONTINUAL.INCREMENTAL_SEED`` 0, 1, ...), the others one. Class order 0 is the dataset's order,
+order k > 0 the permutation of ``CONTINUAL.CLASS_ORDER_SEED`` k. Progress lines give the elapsed
+time and the ETA of the whole benchmark; a rerun skips every finished step.
 """
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "tools"))
+sys.path.insert(0, REPO)
 
-from demo import DEMO_SCHEDULE  # noqa: E402
-
+from bench.seed_tables import write_scenario_results  # noqa: E402
 from ykd.data import parse_scenario  # noqa: E402
 from ykd.engine import setup_step_cfg  # noqa: E402
-from ykd.engine.results import compare_methods  # noqa: E402
-from ykd.engine.scenario import finished_results, load_method_results  # noqa: E402
-from ykd.utils import write_json_atomic, write_text_atomic  # noqa: E402
+from ykd.engine.scenario import finished_results, write_method_results  # noqa: E402
 
 METHODS = ["ft", "joint", "ilod", "faster_ilod", "mma", "mma_plus", "ykd", "dynamic_ykd"]
+SEEDED_METHODS = ("ft", "mma_plus", "ykd", "dynamic_ykd")
 # Dynamic Y-KD with interactive feature KD or a three-stage loss schedule (run on request).
 VARIANTS = ["dynamic_ykd_interactive", "dynamic_ykd_3stage"]
-SCENARIOS = ["15-5", "19-1", "15-1", "10-10"]
+SCENARIOS = ["15-5", "15-1", "19-1", "10-10"]
 NUM_CLASSES = 20
-ONE_CLASS_STEP_OPTS = (
-    "['SOLVER.MAX_ITER', '50', 'SOLVER.BASE_LR', '0.004', 'SOLVER.STEPS', '()',"
-    " 'SOLVER.WARMUP_ITERS', '10', 'SOLVER.CHECKPOINT_PERIOD', '25']"
-)
+JOINT_SCENARIO = f"{NUM_CLASSES}-0"
+# Cost of an iteration relative to fine-tuning (for the ETA only), and of one evaluation.
+ITERATION_COST = {"ft": 1.0, "joint": 1.0, "ilod": 1.6, "faster_ilod": 1.6, "mma": 1.6}
+EVALUATION_COST = 60.0
 
 
-def schedule(scenario: str, method: str) -> list[str]:
-    """The opts of the benchmark schedule of ``scenario`` (see the module docstring); joint
-    training keeps the step-0 schedule at every step."""
-    opts = list(DEMO_SCHEDULE)
-    index = opts.index("CONTINUAL.INCREMENTAL_OPTS")
-    if method == "joint":
-        del opts[index : index + 2]
-    elif len(parse_scenario(scenario, NUM_CLASSES).tasks()[-1]) == 1:
-        opts[index + 1] = ONE_CLASS_STEP_OPTS
+def config_path(method: str) -> str:
+    return os.path.join(REPO, "configs", "synthetic", f"{method}.yaml")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training job of the benchmark: a step-0 model, a joint model or a method's steps."""
+
+    kind: str  # "step0", "joint" or "method"
+    scenario: str
+    method: str
+    seed: int
+    order: int
+
+    @property
+    def name(self) -> str:
+        suffix = f" seed {self.seed}" if self.kind == "method" else ""
+        return f"order {self.order} {self.scenario} {self.method}{suffix}"
+
+
+def base_opts(output_root: str, order: int, extra: list[str]) -> list[str]:
+    """Opts shared by every run of class order ``order``: its output root and class order."""
+    root = output_root if order == 0 else os.path.join(output_root, f"order{order}")
+    opts = ["CONTINUAL.OUTPUT_ROOT", root, "CONTINUAL.VIS_NUM_IMAGES", "0"]
+    if order:
+        opts += ["CONTINUAL.CLASS_ORDER_SEED", str(order)]
+    return opts + list(extra)
+
+
+def run_opts(run: Run, args) -> list[str]:
+    opts = base_opts(args.output_root, run.order, args.opts)
+    if run.kind == "method":
+        opts += ["CONTINUAL.INCREMENTAL_SEED", str(run.seed)]
     return opts
 
 
-def method_command(
-    method: str, scenario: str, output_root: str, opts: list[str], steps: list[str] | None = None
-) -> list[str]:
-    """The train_net command of one method on one scenario: all its steps, or ``steps``
-    (joint: its last step only)."""
-    if steps is None:
-        steps = ["--all-steps"]
-        if method == "joint":  # resumed: a finished one is only evaluated again
-            last = parse_scenario(scenario, NUM_CLASSES).num_steps - 1
-            steps = ["--step", str(last), "--resume"]
-    config = os.path.join(REPO, "configs", "synthetic", f"{method}.yaml")
+def command(run: Run, args) -> list[str]:
+    """The train_net command of ``run``."""
+    if run.kind == "method":
+        steps = ["--scenario", run.scenario, "--all-steps"]
+    else:
+        steps = ["--scenario", run.scenario, "--step", "0", "--resume"]
+    train_net = os.path.join(REPO, "tools", "train_net.py")
     return (
-        [sys.executable, os.path.join(REPO, "tools", "train_net.py"), "--config-file", config]
-        + ["--scenario", scenario]
+        [sys.executable, train_net, "--config-file", config_path(run.method)]
         + steps
-        + ["CONTINUAL.OUTPUT_ROOT", output_root]
-        + schedule(scenario, method)
-        + opts
+        + (run_opts(run, args))
     )
 
 
-def run(command: list[str], log_name: str, scenario: str, args, threads: int) -> None:
-    """Run ``command`` with ``threads`` threads, its output appended to a log in the scenario folder."""
-    folder = os.path.join(args.output_root, "synthetic", scenario)
+def step_cfg(run: Run, args, step: int):
+    return setup_step_cfg(config_path(run.method), run_opts(run, args), run.scenario, step)
+
+
+def finished(run: Run, args) -> bool:
+    """Whether every step of ``run`` has its final model and evaluation."""
+    steps = parse_scenario(run.scenario, NUM_CLASSES).num_steps if run.kind == "method" else 1
+    return all(finished_results(step_cfg(run, args, step)) is not None for step in range(steps))
+
+
+def cost(run: Run) -> float:
+    """The estimated cost of ``run`` in fine-tuning iterations (for the ETA)."""
+    num_steps = parse_scenario(run.scenario, NUM_CLASSES).num_steps
+    if run.kind == "step0":
+        return 900 + EVALUATION_COST
+    if run.kind == "joint":
+        return 2700 + EVALUATION_COST * len(SCENARIOS)
+    per_step = 100 if len(parse_scenario(run.scenario, NUM_CLASSES).task(1)) == 1 else 400
+    iteration = ITERATION_COST.get(run.method, 1.8)
+    return (num_steps - 1) * (per_step * iteration + EVALUATION_COST)
+
+
+def plan(args) -> list[list[Run]]:
+    """
+    The runs in groups trained one after the other: per class order, joint training, then per
+    scenario its step 0 (when no earlier scenario has the same step-0 classes) and its methods.
+    """
+    groups = []
+    for order in range(args.class_orders):
+        if "joint" in args.methods:
+            groups.append([Run("joint", JOINT_SCENARIO, "joint", 0, order)])
+        step0_classes = set()
+        for scenario in args.scenarios:
+            group = []
+            if scenario.split("-")[0] not in step0_classes:
+                step0_classes.add(scenario.split("-")[0])
+                group.append(Run("step0", scenario, "ft", 0, order))
+            for method in (m for m in args.methods if m != "joint"):
+                seeds = args.seeds if method in SEEDED_METHODS else 1
+                group += [Run("method", scenario, method, seed, order) for seed in range(seeds)]
+            groups.append(group)
+    return groups
+
+
+class Progress:
+    """Progress of the whole benchmark: runs done, elapsed time and ETA from the cost done."""
+
+    def __init__(self, runs: list[Run]):
+        self.total = sum(cost(r) for r in runs)
+        self.count = len(runs)
+        self.done_cost = 0.0
+        self.done = 0
+        self.start = time.perf_counter()
+        self.lock = threading.Lock()
+
+    def finish(self, run: Run, minutes: float) -> None:
+        with self.lock:
+            self.done += 1
+            self.done_cost += cost(run)
+            elapsed = time.perf_counter() - self.start
+            eta = elapsed * (self.total - self.done_cost) / max(self.done_cost, 1e-9)
+            print(
+                f"[{self.done}/{self.count}] {run.name}: {minutes:.1f} min; elapsed"
+                f" {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min",
+                flush=True,
+            )
+
+
+def execute(run: Run, args, threads: int) -> float:
+    """Run ``run`` with ``threads`` threads, its output appended to a log; return its minutes."""
+    folder = os.path.join(args.output_root, "logs")
     os.makedirs(folder, exist_ok=True)
+    log_name = run.name.replace(" ", "_") + ".log"
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     start = time.perf_counter()
-    with open(os.path.join(folder, f"bench_{log_name}.log"), "a") as log:
-        subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
-    print(f"  {scenario} {log_name}: {(time.perf_counter() - start) / 60:.1f} min", flush=True)
+    with open(os.path.join(folder, log_name), "a") as log:
+        subprocess.run(
+            command(run, args), env=env, stdout=log, stderr=subprocess.STDOUT, check=True
+        )
+    return (time.perf_counter() - start) / 60
 
 
-def step0_finished(method: str, scenario: str, args) -> bool:
-    """Whether the shared step 0 of ``scenario`` (with ``method``'s config) is trained already."""
-    config = os.path.join(REPO, "configs", "synthetic", f"{method}.yaml")
-    opts = ["CONTINUAL.OUTPUT_ROOT", args.output_root] + schedule(scenario, method) + args.opts
-    return finished_results(setup_step_cfg(config, opts, scenario=scenario, step=0)) is not None
-
-
-def run_scenario(scenario: str, args) -> None:
+def evaluate_joint(scenario: str, order: int, args) -> None:
     """
-    The shared step 0 alone (all cores, unless trained already), then every method,
-    ``args.jobs`` at a time (the cores shared among them).
+    Joint training's record in ``scenario``: the joint model of ``order`` (all classes, one
+    task) linked as the scenario's last joint step and evaluated there with its groups.
     """
-    first = next(m for m in args.methods if m != "joint")
-    if not step0_finished(first, scenario, args):
-        step0 = method_command(first, scenario, args.output_root, args.opts, ["--step", "0"])
-        run(step0, "step0", scenario, args, os.cpu_count() or 1)
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
-
-    def run_method(method):
-        command = method_command(method, scenario, args.output_root, args.opts)
-        run(command, method, scenario, args, threads)
-
-    with ThreadPoolExecutor(args.jobs) as pool:
-        list(pool.map(run_method, args.methods))
-
-
-def write_results(scenario: str, args) -> None:
-    """
-    ``bench/results/synthetic_<scenario>.{json,md,png}``: the comparison of every method run in
-    the scenario's folder (iteration costs are measured side by side by bench/step_time.py: the
-    methods here train at different times, under different loads).
-    """
-    folder = os.path.join(args.output_root, "synthetic", scenario)
-    results = load_method_results([folder])
-    stem = os.path.join(args.results_dir, f"synthetic_{scenario}")
-    command = f"python bench/scenarios.py --scenarios {scenario} --jobs {args.jobs}"
-    write_json_atomic(
-        stem + ".json",
-        {
-            "command": command,
-            "schedules": {r["method"]: schedule(scenario, r["method"]) for r in results},
-            "methods": results,
-        },
-    )
-    text = compare_methods(results)
-    write_text_atomic(stem + ".md", text + f"\nCommand: `{command}`\n")
-    shutil.copyfile(os.path.join(folder, "plots", "methods.png"), stem + ".png")
-    print(text, flush=True)
+    last = parse_scenario(scenario, NUM_CLASSES).num_steps - 1
+    run = Run("joint", scenario, "joint", 0, order)
+    cfg = step_cfg(run, args, last)
+    if finished_results(cfg) is None:
+        joint = Run("joint", JOINT_SCENARIO, "joint", 0, order)
+        model = os.path.join(step_cfg(joint, args, 0).OUTPUT_DIR, "model_final.pth")
+        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        link = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
+        if not os.path.lexists(link):
+            os.symlink(os.path.relpath(model, cfg.OUTPUT_DIR), link)
+        train_net = os.path.join(REPO, "tools", "train_net.py")
+        subprocess.run(
+            [sys.executable, train_net, "--config-file", config_path("joint"), "--scenario"]
+            + [scenario, "--step", str(last), "--eval-only"]
+            + run_opts(run, args),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    write_method_results(cfg)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenarios", nargs="+", default=SCENARIOS)
     parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS + VARIANTS)
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="seeds of " + ", ".join(SEEDED_METHODS)
+    )
+    parser.add_argument("--class-orders", type=int, default=1, help="class orders (0 = dataset's)")
     parser.add_argument("--output-root", default="output/bench")
     parser.add_argument("--results-dir", default=os.path.join(REPO, "bench", "results"))
-    parser.add_argument("--jobs", type=int, default=1, help="methods trained at once")
+    parser.add_argument("--jobs", type=int, default=2, help="runs trained at once")
     parser.add_argument(
         "--tables-only", action="store_true", help="rewrite the results files, train nothing"
     )
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[])
     args = parser.parse_args(argv)
-    for scenario in args.scenarios:
-        if not args.tables_only:
-            print(f"Scenario {scenario}: {', '.join(args.methods)}", flush=True)
-            run_scenario(scenario, args)
-        write_results(scenario, args)
+    groups = plan(args)
+    runs = [run for group in groups for run in group]
+    pending = [] if args.tables_only else [r for r in runs if not finished(r, args)]
+    print(f"{len(pending)} of {len(runs)} runs to train", flush=True)
+    progress = Progress(pending)
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+
+    def train(run):
+        progress.finish(run, execute(run, args, threads))
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for group in groups:
+            todo = [r for r in group if r in pending]
+            # A step 0 alone with every core, before the methods that start from it.
+            for run in (r for r in todo if r.kind != "method"):
+                progress.finish(run, execute(run, args, os.cpu_count() or 1))
+            list(pool.map(train, [r for r in todo if r.kind == "method"]))
+            if group[-1].kind == "method":
+                write_results(group[-1].scenario, group[-1].order, args)
+
+
+def write_results(scenario: str, order: int, args) -> None:
+    """The scenario's results files (joint training's record first, when it is trained)."""
+    if "joint" in args.methods:
+        joint = Run("joint", JOINT_SCENARIO, "joint", 0, order)
+        if finished(joint, args):
+            evaluate_joint(scenario, order, args)
+    write_scenario_results(scenario, base_opts(args.output_root, order, [])[1], order, args)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from detectron2.config import CfgNode as CN
 
+from .distillation.config import add_kd_config
+
 
 def add_ykd_config(cfg: CN) -> None:
     """
@@ -15,6 +17,7 @@ def add_ykd_config(cfg: CN) -> None:
     _add_kd_cls_config(cfg)
     _add_interactive_config(cfg)
     _add_stages_config(cfg)
+    add_kd_config(cfg)
 
 
 def _add_continual_config(cfg: CN) -> None:
@@ -211,8 +214,6 @@ def _add_interactive_config(cfg: CN) -> None:
     # Interactive feature KD after Talking Models (Zhao et al. 2023) on the box head's features of the
     # distillation ROIs (ykd/distillation/interactive.py) [§4]; off unless a weight is > 0.
     cfg.MODEL.YKD.INTERACTIVE = CN()
-    # Registered feature distiller (ykd.distillation.FEATURE_KD_REGISTRY) this node configures.
-    cfg.MODEL.YKD.INTERACTIVE.NAME = "interactive"
     # Width M of the message space shared by the teacher's and the student's encoders.
     cfg.MODEL.YKD.INTERACTIVE.MESSAGE_DIM = 64
     # Hidden layer widths of each encoder and decoder MLP ([] = one linear layer).

@@ -1,24 +1,118 @@
-"""The synthetic benchmark's schedules, commands and iteration times (bench/scenarios.py)."""
+"""The synthetic benchmark (bench/scenarios.py): its plan, seeds, class orders and tables."""
 
-from tests.conftest import load_tool
+import json
+import os
+import sys
 
+import pytest
+
+from tests.conftest import REPO_ROOT, load_tool
+from tests.engine.conftest import instant_opts
+
+sys.path.insert(0, REPO_ROOT)
 scenarios = load_tool("scenarios", folder="bench")
+from bench import seed_tables  # noqa: E402
 
 
-def _incremental(opts):
-    return opts[opts.index("CONTINUAL.INCREMENTAL_OPTS") + 1]
+def _plan(seeds=3, orders=1, methods=scenarios.METHODS):
+    class Args:
+        pass
+
+    args = Args()
+    args.scenarios, args.methods, args.seeds, args.class_orders = (
+        scenarios.SCENARIOS,
+        methods,
+        seeds,
+        orders,
+    )
+    return [run for group in scenarios.plan(args) for run in group]
 
 
-def test_one_class_steps_get_a_third_of_the_iterations():
-    assert "'SOLVER.MAX_ITER', '150'" in _incremental(scenarios.schedule("15-5", "ft"))
-    assert "'SOLVER.MAX_ITER', '50'" in _incremental(scenarios.schedule("15-1", "dynamic_ykd"))
-    assert "'SOLVER.MAX_ITER', '50'" in _incremental(scenarios.schedule("19-1", "mma"))
+def test_step0_is_planned_once_per_set_of_step0_classes():
+    runs = _plan()
+    step0 = [(r.scenario, r.order) for r in runs if r.kind == "step0"]
+    assert step0 == [("15-5", 0), ("19-1", 0), ("10-10", 0)]  # 15-1 shares 15-5's
+    assert [r.scenario for r in runs if r.kind == "joint"] == [scenarios.JOINT_SCENARIO]
+    # Each step 0 comes before the methods of its scenario; joint comes first.
+    kinds = [(r.kind, r.scenario) for r in runs]
+    assert kinds[0] == ("joint", scenarios.JOINT_SCENARIO)
+    for scenario in ("15-5", "19-1", "10-10"):
+        first_method = kinds.index(("method", scenario))
+        assert kinds.index(("step0", scenario)) < first_method
 
 
-def test_joint_keeps_the_step0_schedule_and_runs_its_last_step():
-    opts = scenarios.schedule("15-1", "joint")
-    assert "CONTINUAL.INCREMENTAL_OPTS" not in opts
-    assert opts[opts.index("SOLVER.MAX_ITER") + 1] == "450"
-    command = scenarios.method_command("joint", "15-1", "out", [])
-    assert command[command.index("--step") + 1] == "5" and "--resume" in command
-    assert "--all-steps" in scenarios.method_command("ilod", "15-1", "out", [])
+def test_seeded_methods_get_the_seeds_and_the_others_one():
+    methods = [r for r in _plan(seeds=3) if r.kind == "method"]
+    for scenario in scenarios.SCENARIOS:
+        runs = [r for r in methods if r.scenario == scenario]
+        for method in scenarios.METHODS:
+            seeds = [r.seed for r in runs if r.method == method]
+            if method == "joint":
+                assert seeds == []
+            elif method in scenarios.SEEDED_METHODS:
+                assert seeds == [0, 1, 2]
+            else:
+                assert seeds == [0]
+
+
+def test_class_orders_have_their_own_roots_and_orders():
+    runs = _plan(seeds=1, orders=2, methods=["ft", "joint"])
+    assert {r.order for r in runs} == {0, 1}
+    assert scenarios.base_opts("out", 0, []) == [
+        "CONTINUAL.OUTPUT_ROOT",
+        "out",
+        "CONTINUAL.VIS_NUM_IMAGES",
+        "0",
+    ]
+    opts = scenarios.base_opts("out", 1, [])
+    assert opts[opts.index("CONTINUAL.OUTPUT_ROOT") + 1] == os.path.join("out", "order1")
+    assert opts[opts.index("CONTINUAL.CLASS_ORDER_SEED") + 1] == "1"
+
+
+def test_mean_and_sample_std():
+    stats = seed_tables.mean_std([1.0, 2.0, 4.0])
+    assert stats["mean"] == pytest.approx(7 / 3)
+    assert stats["std"] == pytest.approx(
+        (((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2) / 2) ** 0.5
+    )
+    assert seed_tables.mean_std([3.0])["std"] is None
+    assert seed_tables.fmt(stats) == "2.3 ± 1.5"
+
+
+def test_seeds_and_class_orders_end_to_end(tmp_path, capsys):
+    opts = instant_opts(str(tmp_path))
+    while "CONTINUAL.OUTPUT_ROOT" in opts:
+        index = opts.index("CONTINUAL.OUTPUT_ROOT")
+        del opts[index : index + 2]
+    results = tmp_path / "results"
+    argv = [
+        "--scenarios",
+        "10-10",
+        "--methods",
+        "ft",
+        "joint",
+        "--seeds",
+        "2",
+        "--class-orders",
+        "2",
+    ]
+    argv += ["--output-root", str(tmp_path / "out"), "--results-dir", str(results), "--jobs", "2"]
+    scenarios.main(argv + opts)
+    for stem in ("synthetic_10-10", "synthetic_10-10_order1"):
+        table = json.loads((results / f"{stem}.json").read_text())["methods"]
+        assert table["ft"]["seeds"] == [0, 1] and table["joint"]["seeds"] == [-1]
+        assert table["ft"]["mask AP all"]["n"] == 2
+        assert (results / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
+    orders = [
+        json.loads(
+            (
+                tmp_path / "out" / root / "synthetic" / "10-10" / "ft_seed0" / "results.json"
+            ).read_text()
+        )["class_order"]
+        for root in ("", "order1")
+    ]
+    assert orders[0] != orders[1]
+    # A rerun trains nothing.
+    capsys.readouterr()
+    scenarios.main(argv + opts)
+    assert "0 of 8 runs to train" in capsys.readouterr().out

@@ -35,7 +35,10 @@ __all__ = [
 ]
 
 META_KEY = "ykd_meta"
-_META_FIELDS = ("scenario", "step", "class_names", "num_modules", "num_classes_per_task")
+# What a checkpoint must share with the model it is loaded into: the classes and their task
+# modules. The scenario and step are recorded, not compared: scenarios with the same step-0
+# classes (15-5, 15-1) share step 0, and a joint model of all classes serves every scenario.
+_META_FIELDS = ("class_names", "num_modules", "num_classes_per_task")
 
 
 class CheckpointMismatchError(ValueError):

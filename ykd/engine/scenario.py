@@ -102,6 +102,7 @@ def write_method_results(cfg) -> str:
         class_order=class_order,
         averaged=[_json_or_none(os.path.join(averaged_eval_dir(f), "eval.json")) for f in folders],
     )
+    results["incremental_seed"] = cfg.CONTINUAL.INCREMENTAL_SEED
     folder = method_dir(cfg)
     write_json_atomic(os.path.join(folder, "results.json"), results)
     write_text_atomic(os.path.join(folder, "results.md"), method_table(results))

@@ -79,8 +79,9 @@ class YKDRCNN(nn.Module):
             pixel_mean, pixel_std: input normalisation, as in :class:`GeneralizedRCNN`.
             teacher: "shared" (teacher modules on the student's trunk features) or "separate".
             new_class_init: initialisation of new-class rows in :meth:`add_task`, "default"/"mib".
-            inference_modules: "all" (Dynamic Y-KD: each module detects its own task's classes)
-                or "latest" (Y-KD: the last module detects all classes).
+            inference_modules: "all" (Dynamic Y-KD: each module detects its own task's classes),
+                "latest" (Y-KD: the last module detects all classes), or "module<t>" (module t
+                alone, its own task's classes: to measure what merging costs).
             inference_rpn: "per_task" (each module uses its own RPN) or "latest" (the last RPN
                 proposes for all modules).
             c4_mask_features: C4 only, whose res5 feeds the mask head at inference: "latest" or
@@ -88,9 +89,14 @@ class YKDRCNN(nn.Module):
             input_format: channel order of the input images, as in :class:`GeneralizedRCNN`.
         """
         super().__init__()
+        if inference_modules.startswith("module") and inference_modules[6:].isdigit():
+            self.only_module = int(inference_modules[6:])
+            inference_modules = "all"
+        else:
+            self.only_module = None
         for name, value, choices in (
             ("TEACHER", teacher, ("shared", "separate")),
-            ("INFERENCE.MODULES", inference_modules, ("all", "latest")),
+            ("INFERENCE.MODULES", inference_modules, ("all", "latest", "module<t>")),
             ("INFERENCE.RPN", inference_rpn, ("per_task", "latest")),
             ("INFERENCE.C4_MASK_FEATURES", c4_mask_features, ("latest", "own")),
         ):
@@ -202,10 +208,18 @@ class YKDRCNN(nn.Module):
             return [(self.task_modules[-1], (0, self.task_modules[-1].num_classes))]
         ends = [module.num_classes for module in self.task_modules]
         starts = [0] + ends[:-1]
-        return [
+        detectors = [
             (module, (start, end))
             for module, start, end in zip(self.task_modules, starts, ends, strict=True)
         ]
+        if self.only_module is None:
+            return detectors
+        if self.only_module >= len(detectors):
+            raise ValueError(
+                f"MODEL.YKD.INFERENCE.MODULES is module{self.only_module}, but the model has"
+                f" {len(detectors)} task modules: use module0 to module{len(detectors) - 1}."
+            )
+        return [detectors[self.only_module]]
 
     def add_task(self, num_new_classes: int) -> None:
         """
