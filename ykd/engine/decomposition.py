@@ -22,17 +22,19 @@ from .scenario import finished_results, scenario_of
 from .setup import setup_step_cfg
 from .trainer import ContinualTrainer
 
-__all__ = ["decompose_forgetting", "module_alone_eval", "task_group_ap"]
+__all__ = ["decompose_forgetting", "evaluate_variant", "module_alone_eval", "task_group_ap"]
 
 
-def module_alone_eval(config_file: str, opts: list[str], scenario: str, step: int, module: int):
+def evaluate_variant(
+    config_file: str, opts: list[str], scenario: str, step: int, variant: list[str], name: str
+) -> dict:
     """
-    The evaluation (``eval.json`` content) of task module ``module`` alone on the trunk of
-    ``step``, written to ``<step dir>/decomposition/module<k>/`` and read from there on reruns.
+    The evaluation (``eval.json`` content) of the finished step ``step`` with the extra opts
+    ``variant`` (inference options, another test split), written to ``<step dir>/<name>/`` and
+    read from there on reruns; the step's own ``eval.json`` is left as it is.
     """
-    opts = list(opts) + ["MODEL.YKD.INFERENCE.MODULES", f"module{module}"]
-    cfg = setup_step_cfg(config_file, opts, scenario=scenario, step=step)
-    folder = os.path.join(cfg.OUTPUT_DIR, "decomposition", f"module{module}")
+    cfg = setup_step_cfg(config_file, list(opts) + list(variant), scenario=scenario, step=step)
+    folder = os.path.join(cfg.OUTPUT_DIR, name)
     path = os.path.join(folder, "eval.json")
     if not os.path.exists(path):
         weights = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
@@ -46,6 +48,14 @@ def module_alone_eval(config_file: str, opts: list[str], scenario: str, step: in
         ContinualTrainer.test_into(cfg, model, folder)
     with open(path) as f:
         return json.load(f)
+
+
+def module_alone_eval(config_file: str, opts: list[str], scenario: str, step: int, module: int):
+    """The evaluation of task module ``module`` alone on the trunk of ``step``
+    (``<step dir>/decomposition/module<k>/``)."""
+    variant = ["MODEL.YKD.INFERENCE.MODULES", f"module{module}"]
+    name = os.path.join("decomposition", f"module{module}")
+    return evaluate_variant(config_file, opts, scenario, step, variant, name)
 
 
 def task_group_ap(evaluation: dict, class_order: list[str], classes: list[int]) -> float:
