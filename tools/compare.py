@@ -9,14 +9,23 @@ last step, forgetting, ratio to joint training) and a plot of AP per step.
 
 import argparse
 
+from ykd.engine.cli import run_cli
 from ykd.engine.scenario import load_method_results, write_comparison
+from ykd.utils.warnings import filter_upstream_warnings
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", help="scenario folders or method folders")
     parser.add_argument("--output", required=True, help="folder of results.md and plots/")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of user errors too"
+    )
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     results = load_method_results(args.folders)
     scenarios = {(r["dataset"], r["scenario"]) for r in results}
     if len(scenarios) > 1:
@@ -28,5 +37,11 @@ def main(argv=None):
         print(f.read())
 
 
+def cli(argv=None):
+    """:func:`main` as a command: a user error prints its message and exits with status 2."""
+    filter_upstream_warnings()
+    return run_cli(lambda: main(argv), debug=build_parser().parse_args(argv).debug)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -21,7 +21,9 @@ from detectron2.utils.logger import setup_logger
 
 import ykd  # noqa: F401  (registers ykd's datasets and modules)
 from ykd.engine import ContinualTrainer, setup_step_cfg
+from ykd.engine.cli import check_device, run_cli
 from ykd.evaluation import fixed_test_images, write_prediction_grid
+from ykd.utils.warnings import filter_upstream_warnings
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -42,6 +44,9 @@ def build_parser():
     )  # fmt: skip
     parser.add_argument("--columns", type=int, default=4)
     parser.add_argument("--score-thresh", type=float, default=0.5)
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of user errors too"
+    )
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config KEY VALUE pairs")
     return parser
 
@@ -62,6 +67,7 @@ def main(argv=None) -> str:
     args = build_parser().parse_args(argv)
     setup_logger(name="ykd")
     cfg = setup_step_cfg(args.config_file, args.opts, scenario=args.scenario, step=args.step)
+    check_device(cfg.MODEL.DEVICE)
     weights = args.weights or os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
     if not os.path.exists(weights):
         raise FileNotFoundError(
@@ -93,5 +99,11 @@ def main(argv=None) -> str:
     return args.output
 
 
+def cli(argv=None) -> str:
+    """:func:`main` as a command: a user error prints its message and exits with status 2."""
+    filter_upstream_warnings()
+    return run_cli(lambda: main(argv), debug=build_parser().parse_args(argv).debug)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -61,3 +61,13 @@ def test_missing_checkpoint_names_the_command_that_makes_it(step1, tmp_path):
     argv = [*args[:-1], "2", "--output", str(tmp_path / "grid.png"), *opts]
     with pytest.raises(FileNotFoundError, match=r"tools/train_net.py .* --scenario 10-5 --step 2"):
         tool.main(argv)
+
+
+def test_as_a_command_a_missing_checkpoint_exits_2_with_its_message_alone(step1, tmp_path, capsys):
+    args, opts, _ = step1
+    argv = [*args[:-1], "2", "--output", str(tmp_path / "grid.png"), *opts]
+    with pytest.raises(SystemExit) as exit:
+        tool.cli(argv)
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("No checkpoint") and err.count("\n") == 1
