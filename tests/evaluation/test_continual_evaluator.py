@@ -287,3 +287,8 @@ def test_class_groups():
         class_groups([[0, 2], [1, 3]], 1, 4)
     with pytest.raises(ValueError, match="in order"):
         class_groups([[0, 1], [2, 3]], 1, 3)
+
+
+def test_unknown_voc_iou_thresholds_are_refused(register, tmp_path):
+    with pytest.raises(ValueError, match="VOC IoU thresholds '50:100' are unknown"):
+        ContinualEvaluator(register(1), voc_metric=True, voc_iou_thresholds="50:100")

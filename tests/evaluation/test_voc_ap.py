@@ -9,6 +9,8 @@ import pytest
 from pycocotools.coco import COCO
 
 from ykd.evaluation import (
+    MMA_VOC_IOU_THRESHOLDS,
+    VOC_IOU_THRESHOLD_SETS,
     VOC_IOU_THRESHOLDS,
     ClassMatches,
     average_precision,
@@ -44,6 +46,20 @@ def test_match_follows_the_voc_rule():
     assert match_detections(ious, crowd, thresholds).tolist() == [[IG, TP, IG]]
     # No instance: every detection is a false positive.
     assert match_detections(np.zeros((2, 0)), np.zeros(0, bool), thresholds).tolist() == [[FP, FP]]
+
+
+def test_iou_threshold_sets_of_the_two_codes():
+    # Y-KD's np.arange(0.5, 1, 0.05) and MMA's np.arange(0.5, 0.95, 0.05), written out.
+    ykd = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+    assert VOC_IOU_THRESHOLDS.tolist() == pytest.approx(ykd)
+    assert MMA_VOC_IOU_THRESHOLDS.tolist() == pytest.approx(ykd[:-1])
+    assert set(VOC_IOU_THRESHOLD_SETS) == {"50:95", "50:90"}
+    # An instance found with IoU 0.92: a hit at every threshold but .95, so its AP is 9/10 over
+    # .50:.95 and 9/9 over .50:.90.
+    for thresholds, expected in ((VOC_IOU_THRESHOLDS, 0.9), (MMA_VOC_IOU_THRESHOLDS, 1.0)):
+        labels = match_detections(np.array([[0.92]]), np.zeros(1, bool), thresholds)
+        ap = average_precision(ClassMatches(np.array([0.9]), labels, num_gt=1))
+        assert ap.mean() == pytest.approx(expected)
 
 
 def test_average_precision_over_iou_thresholds():

@@ -18,6 +18,8 @@ from .visualization import (
     write_prediction_grid,
 )
 from .voc_ap import (
+    MMA_VOC_IOU_THRESHOLDS,
+    VOC_IOU_THRESHOLD_SETS,
     VOC_IOU_THRESHOLDS,
     ClassMatches,
     average_precision,
@@ -27,7 +29,9 @@ from .voc_ap import (
 )
 
 __all__ = [
+    "MMA_VOC_IOU_THRESHOLDS",
     "VOC_IOU_THRESHOLDS",
+    "VOC_IOU_THRESHOLD_SETS",
     "ClassMatches",
     "ContinualEvaluator",
     "ImagePredictor",

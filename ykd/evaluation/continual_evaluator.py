@@ -15,7 +15,7 @@ from tabulate import tabulate
 
 from ..utils import write_json_atomic
 from .calibration import detection_ece
-from .voc_ap import average_precision, match_coco_detections
+from .voc_ap import VOC_IOU_THRESHOLD_SETS, average_precision, match_coco_detections
 
 _IOU_TYPE_NAMES = {"segm": "mask", "bbox": "box"}
 _TABLE_METRICS = ("AP", "AP50", "vocAP", "vocAP50", "ECE")
@@ -120,8 +120,9 @@ class ContinualEvaluator(COCOEvaluator):
     continual-learning step: ``"<group>/AP"`` and ``"<group>/AP50"`` for the groups of
     :func:`class_groups`, means of the per-class APs of COCOeval (area "all", the largest maxDets),
     leaving out classes without ground truth. Optionally, the same groups for the papers' VOC
-    metric (``"<group>/vocAP"`` averaged over IoU .50:.05:.95, ``"<group>/vocAP50"``, and per class
-    ``"vocAP-<name>"``) and the expected calibration error of the scores (``"<group>/ECE"``, in %).
+    metric (``"<group>/vocAP"`` averaged over IoU .50:.05:.95, or .50:.05:.90 as MMA's code,
+    ``"<group>/vocAP50"``, and per class ``"vocAP-<name>"``) and the expected calibration error
+    of the scores (``"<group>/ECE"``, in %).
 
     Detectron2's own keys stay ("AP", "AP50", ..., "AP-<name>"); "AP-<name>" is also right when the
     dataset's category ids are not in the order of the contiguous ids (a shuffled class order).
@@ -138,6 +139,7 @@ class ContinualEvaluator(COCOEvaluator):
         class_tasks=None,
         step=None,
         voc_metric=False,
+        voc_iou_thresholds="50:95",
         calibration=False,
         max_dets_per_image=None,
         use_fast_impl=True,
@@ -152,6 +154,8 @@ class ContinualEvaluator(COCOEvaluator):
                 by default the dataset's ``metadata.ykd_tasks``, else one task of all classes.
             step (int): the current step; by default ``metadata.ykd_step``, else the last task.
             voc_metric (bool): also report the VOC metric of the MMA/Y-KD papers.
+            voc_iou_thresholds (str): the IoU thresholds it averages over, "50:95" (.50:.05:.95,
+                Y-KD's code) or "50:90" (.50:.05:.90, MMA's code).
             calibration (bool): also report the expected calibration error of the scores.
         """
         super().__init__(
@@ -170,7 +174,13 @@ class ContinualEvaluator(COCOEvaluator):
         if step is None:
             step = self._metadata.get("ykd_step", len(class_tasks) - 1)
         self._groups = class_groups(class_tasks, step, num_classes)
+        if voc_iou_thresholds not in VOC_IOU_THRESHOLD_SETS:
+            raise ValueError(
+                f"VOC IoU thresholds {voc_iou_thresholds!r} are unknown: use one of"
+                f" {sorted(VOC_IOU_THRESHOLD_SETS)}."
+            )
         self._voc_metric = voc_metric
+        self._voc_iou_thresholds = VOC_IOU_THRESHOLD_SETS[voc_iou_thresholds]
         self._calibration = calibration
         identity = {i: i for i in range(num_classes)}
         self._contiguous_ids = dict(
@@ -200,7 +210,9 @@ class ContinualEvaluator(COCOEvaluator):
             for d in p["instances"]
         ]
         for iou_type in self._results.keys() & _IOU_TYPE_NAMES.keys():
-            matches = match_coco_detections(self._coco_api, detections, iou_type, img_ids=img_ids)
+            matches = match_coco_detections(
+                self._coco_api, detections, iou_type, self._voc_iou_thresholds, img_ids=img_ids
+            )
             by_class = {self._contiguous_ids[cat_id]: m for cat_id, m in matches.items()}
             if self._voc_metric:
                 self._results[iou_type].update(self._voc_results(by_class))

@@ -8,7 +8,7 @@ instance was not taken by a higher-scored detection; it is a false positive othe
 or a poor overlap); it is ignored when that instance is a crowd region ("difficult" in VOC). This
 is the rule of the VOC devkit and of the evaluation code the papers build on (maskrcnn-benchmark,
 ChainerCV). AP is the area under the all-point interpolated precision/recall curve (VOC 2010+),
-and the papers average it over the IoU thresholds .50:.05:.95.
+averaged over the IoU thresholds .50:.05:.95 (Y-KD's code) or .50:.05:.90 (MMA's code).
 
 IoUs are those of pycocotools (continuous coordinates, no "+1" pixel convention).
 """
@@ -19,8 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 import pycocotools.mask as mask_util
 
-# The IoU thresholds .50:.05:.95, built as COCOeval builds them.
+# The IoU thresholds .50:.05:.95, built as COCOeval builds them: those of Y-KD's evaluation code
+# (``np.arange(0.5, 1, 0.05)``, DynYKD/Continual-Plant-Detection@6b74510:
+# maskrcnn_benchmark/data/datasets/evaluation/voc/voc_eval_inst.py).
 VOC_IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
+# The IoU thresholds .50:.05:.90 of MMA's evaluation code (``np.arange(0.5, 0.95, 0.05)``, nine
+# thresholds: fcdl94/MMA@65124ec, same file).
+MMA_VOC_IOU_THRESHOLDS = VOC_IOU_THRESHOLDS[:-1]
+# Names of the threshold sets, as the ``CONTINUAL`` evaluation options and the docs give them.
+VOC_IOU_THRESHOLD_SETS = {"50:95": VOC_IOU_THRESHOLDS, "50:90": MMA_VOC_IOU_THRESHOLDS}
 
 TRUE_POSITIVE, FALSE_POSITIVE, IGNORED = 1, 0, -1
 
