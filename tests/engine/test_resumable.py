@@ -109,3 +109,17 @@ def test_run_killed_mid_step_resumes_to_the_uninterrupted_result(tmp_path):
     for key, value in final["straight"].items():
         assert torch.equal(value, final["killed"][key]), key
     assert final["straight/eval"]["segm"] == final["killed/eval"]["segm"]
+
+
+def test_random_states_of_another_number_of_processes_are_not_restored():
+    states = RandomStates()
+    saved = {"ranks": [states.state_dict(), states.state_dict()]}  # a 2-process checkpoint
+    expected = _draws()
+    states.load_state_dict(saved)  # in this single process: the generators go on as they were
+    again = _draws()
+    assert again[:3] != expected[:3]
+    single = states.state_dict()
+    assert "ranks" not in single  # one process: its own generators
+    after_single = _draws()
+    states.load_state_dict({"ranks": [single]})  # a 1-process record in the list form
+    assert _draws()[:3] == after_single[:3]

@@ -62,3 +62,12 @@ def test_read_only_folder_is_refused(tmp_path):
             check_output_writable(str(tmp_path / "out"))
     finally:
         tmp_path.chmod(0o755)
+
+
+def test_message_of_a_multi_process_run_names_the_ranks():
+    error = NonFiniteLossError(5, {"loss_cls": float("nan")}, "out/model_0000003.pth", ranks=[1, 3])
+    message = str(error)
+    assert message.startswith(
+        "Non-finite loss at iteration 5 on rank 1, 3 (every process stops): loss_cls=nan."
+    )
+    assert "\n" not in message and error.ranks == [1, 3]
