@@ -8,6 +8,9 @@ and 4 task modules ("all" modules). Goals: Y-KD / fine-tuning <= 1.15, inference
     python bench/step_time.py [--quick] [--config-file configs/base/....yaml] [--threads 2]
         [--mask-per-image 8] [--inference-rpn latest]
 
+The model is that of ``--config-file``, by default ykd's slim CPU model
+(``configs/base/mask_rcnn_slim_fpn_cpu.yaml``).
+
 OpenMP threads sleep at barriers (OMP_WAIT_POLICY=PASSIVE unless set): spinning threads made
 iterations take seconds instead of milliseconds on a shared, busy CPU.
 """
@@ -32,33 +35,19 @@ TRAIN_METHODS = ("fine-tuning", "y-kd", "separate-teacher", "y-kd+interactive")
 INFERENCE_MODULES = (1, 2, 4)
 
 
-def small_cfg(config_file: str | None):
-    """A small CPU config (slim ResNet-FPN, 128 px images), or ``config_file`` on ykd's defaults."""
+SLIM_CPU_CONFIG = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    "configs",
+    "base",
+    "mask_rcnn_slim_fpn_cpu.yaml",
+)
+
+
+def model_cfg(config_file: str):
+    """``config_file`` merged on ykd's defaults."""
     cfg = get_cfg()
     add_ykd_config(cfg)
-    if config_file:
-        cfg.merge_from_file(config_file)
-        return cfg
-    cfg.MODEL.DEVICE = "cpu"
-    cfg.MODEL.META_ARCHITECTURE = "YKDRCNN"
-    cfg.MODEL.MASK_ON = True
-    cfg.MODEL.BACKBONE.NAME = "build_slim_resnet_fpn_backbone"
-    cfg.MODEL.BACKBONE.FREEZE_AT = 0
-    cfg.MODEL.RESNETS.NORM = "BN"
-    cfg.MODEL.RESNETS.OUT_FEATURES = cfg.MODEL.FPN.IN_FEATURES = ["res2", "res3", "res4", "res5"]
-    cfg.MODEL.FPN.OUT_CHANNELS = 64
-    cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[16], [32], [64], [128], [256]]
-    cfg.MODEL.PROPOSAL_GENERATOR.NAME = "TaskRPN"
-    cfg.MODEL.RPN.IN_FEATURES = ["p2", "p3", "p4", "p5", "p6"]
-    cfg.MODEL.RPN.PRE_NMS_TOPK_TRAIN, cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = 1000, 500
-    cfg.MODEL.RPN.PRE_NMS_TOPK_TEST, cfg.MODEL.RPN.POST_NMS_TOPK_TEST = 500, 200
-    cfg.MODEL.ROI_HEADS.NAME = "TaskStandardROIHeads"
-    cfg.MODEL.ROI_HEADS.IN_FEATURES = ["p2", "p3", "p4", "p5"]
-    cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 128
-    cfg.MODEL.ROI_BOX_HEAD.NAME = "FastRCNNConvFCHead"
-    cfg.MODEL.ROI_BOX_HEAD.NUM_FC, cfg.MODEL.ROI_BOX_HEAD.FC_DIM = 2, 256
-    cfg.MODEL.ROI_MASK_HEAD.NUM_CONV, cfg.MODEL.ROI_MASK_HEAD.CONV_DIM = 2, 64
-    cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN = (128,), 128
+    cfg.merge_from_file(config_file)
     return cfg
 
 
@@ -145,7 +134,11 @@ def bench_inference(cfg, repeats: int, warmup: int, batch: int, size: int) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config-file", default="", help="YAML config (default: built-in small)")
+    parser.add_argument(
+        "--config-file",
+        default=SLIM_CPU_CONFIG,
+        help="the model's YAML config (default: %(default)s)",
+    )
     parser.add_argument("--quick", action="store_true", help="few repeats (< 50 s)")
     parser.add_argument("--batch", type=int, default=2, help="images per iteration")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels")
@@ -162,7 +155,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     torch.backends.mkldnn.enabled = args.mkldnn
     repeats, warmup = (3, 1) if args.quick else (20, 3)
-    cfg = small_cfg(args.config_file)
+    cfg = model_cfg(args.config_file)
     cfg.MODEL.YKD.KD_PROPOSALS.MASK_PER_IMAGE = args.mask_per_image
     cfg.MODEL.YKD.INFERENCE.RPN = args.inference_rpn
 

@@ -1,23 +1,35 @@
-"""Tiny CPU configs and inputs for the Y-KD model and checkpoint tests (64×64 images, few ROIs)."""
+"""
+Tiny CPU configs and inputs for the Y-KD model and checkpoint tests (64×64 images, few ROIs): the
+slim CPU model of ``configs/base/mask_rcnn_slim_fpn_cpu.yaml``, narrowed.
+"""
+
+import os
 
 import torch
 from detectron2.config import get_cfg
 from detectron2.structures import BitMasks, Boxes, Instances
 
 import ykd.modeling  # noqa: F401  (registration)
+from tests.conftest import REPO_ROOT
 from ykd.config import add_ykd_config
+
+SLIM_CPU_CONFIG = os.path.join(REPO_ROOT, "configs", "base", "mask_rcnn_slim_fpn_cpu.yaml")
+
+
+def slim_cpu_cfg():
+    """ykd's defaults with ``configs/base/mask_rcnn_slim_fpn_cpu.yaml`` (the slim CPU model)."""
+    cfg = get_cfg()
+    add_ykd_config(cfg)
+    cfg.merge_from_file(SLIM_CPU_CONFIG)
+    return cfg
 
 
 def tiny_cfg(arch: str = "fpn", classes_per_task=(3,)):
-    """A tiny YKDRCNN config: slim ResNet-FPN ("fpn") or Detectron2 R-18 C4 ("c4")."""
-    cfg = get_cfg()
-    add_ykd_config(cfg)
-    cfg.MODEL.META_ARCHITECTURE = "YKDRCNN"
-    cfg.MODEL.DEVICE = "cpu"
-    cfg.MODEL.MASK_ON = True
-    cfg.MODEL.PROPOSAL_GENERATOR.NAME = "TaskRPN"
-    cfg.MODEL.BACKBONE.FREEZE_AT = 0
-    cfg.MODEL.RESNETS.NORM = "BN"
+    """
+    The slim CPU model (:func:`slim_cpu_cfg`) with narrower layers and fewer proposals ("fpn"),
+    or with Detectron2's R-18 C4 trunk and res5 ROI heads instead of its ResNet-FPN ("c4").
+    """
+    cfg = slim_cpu_cfg()
     cfg.MODEL.RPN.PRE_NMS_TOPK_TRAIN = cfg.MODEL.RPN.PRE_NMS_TOPK_TEST = 200
     cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = cfg.MODEL.RPN.POST_NMS_TOPK_TEST = 50
     cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 32
@@ -25,22 +37,12 @@ def tiny_cfg(arch: str = "fpn", classes_per_task=(3,)):
     cfg.MODEL.YKD.KD_PROPOSALS.TOPK = 16
     cfg.MODEL.YKD.KD_PROPOSALS.PER_IMAGE = 8
     if arch == "fpn":
-        cfg.MODEL.BACKBONE.NAME = "build_slim_resnet_fpn_backbone"
         cfg.MODEL.SLIM_RESNET.STEM_OUT_CHANNELS = 16
         cfg.MODEL.SLIM_RESNET.STAGE_OUT_CHANNELS = [16, 24, 32, 48]
-        cfg.MODEL.RESNETS.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
-        cfg.MODEL.FPN.IN_FEATURES = ["res2", "res3", "res4", "res5"]
         cfg.MODEL.FPN.OUT_CHANNELS = 32
-        cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[8], [16], [32], [64], [128]]
-        cfg.MODEL.RPN.IN_FEATURES = ["p2", "p3", "p4", "p5", "p6"]
-        cfg.MODEL.ROI_HEADS.NAME = "TaskStandardROIHeads"
-        cfg.MODEL.ROI_HEADS.IN_FEATURES = ["p2", "p3", "p4", "p5"]
-        cfg.MODEL.ROI_BOX_HEAD.NAME = "FastRCNNConvFCHead"
         cfg.MODEL.ROI_BOX_HEAD.NUM_FC = 1
         cfg.MODEL.ROI_BOX_HEAD.FC_DIM = 64
-        cfg.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION = 7
         cfg.MODEL.ROI_MASK_HEAD.NUM_CONV = 1
-        cfg.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION = 14
     else:
         cfg.MODEL.BACKBONE.NAME = "build_resnet_backbone"
         cfg.MODEL.RESNETS.DEPTH = 18
