@@ -1,5 +1,5 @@
 """
-Tests of the up-front validation of COCO-format files (ykd/data/validation.py): schema errors name
+Tests of the up-front validation of COCO-format files (ykd/data/validation/): schema errors name
 file, record and field; degenerate annotations are dropped, counted and logged; image files are
 checked; the synthetic generator's output validates clean; and the loader applies all of it.
 """
@@ -25,6 +25,7 @@ from ykd.data.validation import (
     OUTSIDE,
     ZERO_AREA,
     DatasetValidationError,
+    image_files,
     validate_coco_json,
 )
 
@@ -315,7 +316,7 @@ def test_auto_checks_sizes_of_small_datasets_and_existence_of_large_ones(split, 
     write_image(os.path.join(split[1], "000002.png"), 20, 20)
     with pytest.raises(DatasetValidationError):
         validate_coco_json(*split)  # 3 images: "sizes"
-    monkeypatch.setattr(validation, "AUTO_SIZE_CHECK_MAX_IMAGES", 2)
+    monkeypatch.setattr(image_files, "AUTO_SIZE_CHECK_MAX_IMAGES", 2)
     assert validate_coco_json(*split).image_check == "exists"
     with pytest.raises(ValueError, match="check_images='all'"):
         validate_coco_json(*split, check_images="all")
