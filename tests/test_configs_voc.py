@@ -99,3 +99,15 @@ def test_the_model_takes_the_loss_and_test_settings(tmp_path, monkeypatch):
     assert module.proposal_generator.smooth_l1_beta == pytest.approx(1 / 9)
     # maskrcnn-benchmark's ROIAlign: no half-pixel offset.
     assert not module.roi_heads.pooler.level_poolers[0].aligned
+
+
+@pytest.mark.parametrize("scenario", ["40-40", "70-10", "40-10"])
+def test_coco_mma_kd_weight_for_ten_and_more_new_classes(tmp_path, monkeypatch, scenario):
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path / "datasets"))
+    opts = ["CONTINUAL.OUTPUT_ROOT", str(tmp_path / "out")]
+    coco = os.path.join(REPO_ROOT, "configs", "coco")
+    for method in ("mma", "mma_plus"):
+        path = os.path.join(coco, f"{method}.yaml")
+        cfg = setup_step_cfg(path, opts, scenario=scenario, step=1)
+        assert cfg.MODEL.YKD.KD_WEIGHTS.CLS == 0.1
+        assert (cfg.SOLVER.BASE_LR, cfg.SOLVER.MAX_ITER) == (0.002, 20000)
