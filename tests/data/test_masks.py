@@ -208,7 +208,9 @@ TINY_OPTS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("kind", MASK_KINDS)
+# Uncompressed RLE reaches the mapper as compressed RLE (Detectron2's loader converts it): the loader
+# test above covers it, training runs on the two forms the mapper sees.
+@pytest.mark.parametrize("kind", ["polygon", "rle"])
 def test_voc_config_trains_both_steps_on_polygons_and_rle(tmp_path, monkeypatch, kind):
     monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
     write_voc_sbd(tmp_path, kind)
