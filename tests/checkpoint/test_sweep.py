@@ -124,6 +124,29 @@ def test_alpha_interpolates_module_t_and_mask_head_only(tmp_path):
         step_average(previous, current, step=0, alpha=0.5)
 
 
+def test_official_mode_interpolates_every_same_shape_tensor_outside_the_trunk(tmp_path):
+    """The authors' averaging by hand: w·step 1 + (1-w)·step 2 where both have the tensor."""
+    (previous, current), step1, step2 = _checkpoints(tmp_path)
+    model = step_average(previous, current, step=2, alpha=0.25, mode="official")["model"]
+    assert list(model) == list(step2)
+    for key, source in (
+        ("task_modules.2.fc.weight", "task_modules.1.fc.weight"),  # the renamed student
+        ("task_modules.0.fc.weight", "task_modules.0.fc.weight"),
+        ("mask_head.conv.weight", "mask_head.conv.weight"),
+    ):
+        torch.testing.assert_close(model[key], 0.25 * step1[source] + 0.75 * step2[key])
+    # The trunk, the grown mask predictor, a module the renamed step 1 lacks, a counter: step 2's.
+    for key in (
+        "backbone.conv.weight",
+        "mask_head.predictor.weight",
+        "task_modules.1.fc.weight",
+        "task_modules.2.norm.num_batches_tracked",
+    ):
+        assert torch.equal(model[key], step2[key]), key
+    with pytest.raises(ValueError, match="MODEL.YKD.AVERAGING.MODE must be one of"):
+        step_average(previous, current, step=2, alpha=0.25, mode="mean")
+
+
 def _evaluation(old, new, all_):
     return {"segm": {"old/AP": old, "new/AP": new, "all/AP": all_}, "bbox": {"all/AP": 1.0}}
 

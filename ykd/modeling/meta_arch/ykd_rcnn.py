@@ -41,7 +41,7 @@ def config_of_task(cfg, task: int):
 @META_ARCH_REGISTRY.register()
 class YKDRCNN(nn.Module):
     """
-    Mask R-CNN for class-incremental instance segmentation (Y-KD, DESIGN.md §2).
+    Mask R-CNN for class-incremental instance segmentation (Y-KD; the method: ``docs/method.md``).
 
     ``task_modules[j]`` (RPN + box ROI heads) predicts the classes of tasks 0..j; the last module is
     the student, the earlier ones are frozen (eval mode, no gradient). The ``mask_head`` is unique
