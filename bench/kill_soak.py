@@ -296,18 +296,28 @@ def leftover_temporary_files(root: str) -> list[str]:
     ]
 
 
-def soak(root: str, scenario: str, kills: int, seed: int, timeout: float) -> dict:
-    """Run the soak under ``root``; return its record (also written to ``<root>/kill_soak.json``)."""
+def soak(
+    root: str, scenario: str, kills: int, seed: int, timeout: float, reuse: bool = False
+) -> dict:
+    """
+    Run the soak under ``root``; return its record (also written to ``<root>/kill_soak.json``).
+    With ``reuse``, the uninterrupted run of an earlier soak of the same scenario in ``root`` (its
+    folder and record) is kept instead of being run again.
+    """
     os.makedirs(root, exist_ok=True)
     straight, soaked = os.path.join(root, "straight"), os.path.join(root, "soaked")
-    for folder in (straight, soaked):  # the synthetic data (<root>/data) is kept
-        shutil.rmtree(folder, ignore_errors=True)
     trace_path, landings_path = (os.path.join(root, n) for n in ("trace.jsonl", "landings.jsonl"))
-    for path in (trace_path, landings_path):
+    finished = os.path.join(straight, "out", "synthetic", scenario, METHOD, "results.json")
+    reuse = reuse and os.path.exists(finished) and os.path.exists(trace_path)
+    # The synthetic data (<root>/data) is kept.
+    for folder in (soaked,) if reuse else (straight, soaked):
+        shutil.rmtree(folder, ignore_errors=True)
+    for path in (landings_path,) if reuse else (trace_path, landings_path):
         if os.path.exists(path):
             os.unlink(path)
     start = time.perf_counter()
-    run(straight, scenario, timeout, **{TRACE_ENV: trace_path})
+    if not reuse:
+        run(straight, scenario, timeout, **{TRACE_ENV: trace_path})
     with open(trace_path) as f:
         trace = [json.loads(line) for line in f]
     straight_s = time.perf_counter() - start
@@ -334,7 +344,7 @@ def soak(root: str, scenario: str, kills: int, seed: int, timeout: float) -> dic
         "kills": killed,
         "runs": runs,
         "points_drawn": len(points),
-        "uninterrupted_s": round(straight_s, 1),
+        "uninterrupted_s": None if reuse else round(straight_s, 1),
         "landings": [
             dict(entry, category=category(entry["landed"].split(" ")[0])) for entry in landings
         ],
@@ -373,12 +383,18 @@ def main(argv=None) -> int:
     parser.add_argument("--kills", type=int, default=24, help="kill points to draw")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per run")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the uninterrupted run of an earlier soak in --root",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args(argv)
     if args.child:
         child(args.child, rest[1:] if rest[:1] == ["--"] else rest)
         return 0
-    record = soak(os.path.abspath(args.root), args.scenario, args.kills, args.seed, args.timeout)
+    root = os.path.abspath(args.root)
+    record = soak(root, args.scenario, args.kills, args.seed, args.timeout, reuse=args.reuse)
     print(report(record))
     return 0 if all(v == "IDENTICAL" for v in record["artefacts"].values()) else 1
 
