@@ -1,11 +1,14 @@
 """
 Where Dynamic Y-KD loses the AP of old classes, per step t of a finished scenario run:
 
-- **trunk drift**: task module k alone on the trunk of step k (where it was trained; the
-  merged model of step k) against module k alone on the trunk of step t: its frozen heads see
-  features that the later steps changed;
+- **trunk drift**: task module k alone on the shared parts of step k (where it was trained) against
+  module k alone on those of step t: its frozen heads see trunk features, and its boxes get masks
+  from the unique mask head, that the later steps changed (the drift of trunk and mask head
+  together);
 - **merge interference**: module k alone against the merged model of step t, on task k's
-  classes: other modules' detections on task k's objects and the top-K competition of the merge.
+  classes. The AP of a class depends only on the detections of that class, which the merged model
+  takes from module k alone, so this is zero unless the merge's top-K
+  (``TEST.DETECTIONS_PER_IMAGE``) drops some of them.
 
 Module k alone detects only task k's classes (``MODEL.YKD.INFERENCE.MODULES module<k>``), so
 its AP on task k's group is comparable with the merged model's on that group.
