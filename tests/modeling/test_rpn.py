@@ -7,6 +7,7 @@ from detectron2.modeling.proposal_generator import build_proposal_generator
 from detectron2.structures import ImageList
 
 from tests.modeling.tiny_model import tiny_cfg
+from ykd.modeling.rpn import AnchorOutputs
 
 
 @pytest.mark.parametrize("pre_nms, post_nms", [(200, 50), (1000, 300), (30, 500)])
@@ -32,3 +33,24 @@ def test_eval_proposals_equal_detectron2_rpn(pre_nms, post_nms):
         assert len(g) == len(e) > 0
         assert torch.equal(g.proposal_boxes.tensor, e.proposal_boxes.tensor)
         assert torch.equal(g.objectness_logits, e.objectness_logits)
+
+
+def test_anchor_outputs_are_named_and_shaped_per_level():
+    cfg = tiny_cfg()
+    strides = {"p2": 4, "p3": 8, "p4": 16, "p5": 32, "p6": 64}
+    rpn = build_proposal_generator(
+        cfg, {name: ShapeSpec(channels=32, stride=s) for name, s in strides.items()}
+    )
+    features = {name: torch.randn(2, 32, 64 // s, 64 // s) for name, s in strides.items()}
+    outputs = rpn.predict_anchors(features)
+    assert isinstance(outputs, AnchorOutputs)
+    num_anchors = len(cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS[0])  # one size per level
+    for level, s in enumerate(strides.values()):
+        count = (64 // s) ** 2 * num_anchors
+        assert len(outputs.anchors[level]) == count
+        assert outputs.objectness[level].shape == (2, count)
+        assert outputs.deltas[level].shape == (2, count, 4)
+    # Given the anchors of another module, the head's outputs are the same.
+    again = rpn.predict_anchors(features, outputs.anchors)
+    assert again.anchors is outputs.anchors
+    assert all(torch.equal(a, b) for a, b in zip(again.objectness, outputs.objectness, strict=True))
