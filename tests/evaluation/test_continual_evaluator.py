@@ -291,4 +291,6 @@ def test_class_groups():
 
 def test_unknown_voc_iou_thresholds_are_refused(register, tmp_path):
     with pytest.raises(ValueError, match="VOC IoU thresholds '50:100' are unknown"):
-        ContinualEvaluator(register(1), voc_metric=True, voc_iou_thresholds="50:100")
+        ContinualEvaluator(
+            register(1), output_dir=str(tmp_path), voc_metric=True, voc_iou_thresholds="50:100"
+        )

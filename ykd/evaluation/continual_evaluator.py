@@ -158,6 +158,11 @@ class ContinualEvaluator(COCOEvaluator):
                 Y-KD's code) or "50:90" (.50:.05:.90, MMA's code).
             calibration (bool): also report the expected calibration error of the scores.
         """
+        if voc_iou_thresholds not in VOC_IOU_THRESHOLD_SETS:
+            raise ValueError(
+                f"VOC IoU thresholds {voc_iou_thresholds!r} are unknown: use one of"
+                f" {sorted(VOC_IOU_THRESHOLD_SETS)}."
+            )
         super().__init__(
             dataset_name,
             tasks,
@@ -174,11 +179,6 @@ class ContinualEvaluator(COCOEvaluator):
         if step is None:
             step = self._metadata.get("ykd_step", len(class_tasks) - 1)
         self._groups = class_groups(class_tasks, step, num_classes)
-        if voc_iou_thresholds not in VOC_IOU_THRESHOLD_SETS:
-            raise ValueError(
-                f"VOC IoU thresholds {voc_iou_thresholds!r} are unknown: use one of"
-                f" {sorted(VOC_IOU_THRESHOLD_SETS)}."
-            )
         self._voc_metric = voc_metric
         self._voc_iou_thresholds = VOC_IOU_THRESHOLD_SETS[voc_iou_thresholds]
         self._calibration = calibration
