@@ -48,16 +48,33 @@ def _fail_write_of(monkeypatch, basename: str, occurrence: int, code: int) -> No
 
 
 @pytest.mark.parametrize(
-    "basename, occurrence, code, on_disk",
+    "basename, occurrence, code, on_disk, pointer, resumed_at",
     [
         # The save of the last iteration: nothing of the step end (evaluation, grid) may follow.
-        ("model_0000003.pth", 1, errno.ENOSPC, ["model_0000001.pth"]),
+        ("model_0000003.pth", 1, errno.ENOSPC, ["model_0000001.pth"], "model_0000001.pth", 2),
         # The checkpoint is written, its pointer is not: the rerun takes the previous one.
-        ("last_checkpoint", 2, errno.EIO, ["model_0000001.pth", "model_0000003.pth"]),
+        (
+            "last_checkpoint",
+            2,
+            errno.EIO,
+            ["model_0000001.pth", "model_0000003.pth"],
+            "model_0000001.pth",
+            2,
+        ),
+        # model_final.pth after the last iteration's checkpoint: nothing is left to train, and
+        # the rerun writes model_final.pth from that checkpoint.
+        (
+            "model_final.pth",
+            1,
+            errno.ENOSPC,
+            ["model_0000001.pth", "model_0000003.pth"],
+            "model_0000003.pth",
+            4,
+        ),
     ],
 )
 def test_failed_save_keeps_previous_checkpoint_and_resumes(
-    tmp_path, data_root, monkeypatch, basename, occurrence, code, on_disk
+    tmp_path, data_root, monkeypatch, basename, occurrence, code, on_disk, pointer, resumed_at
 ):
     opts = instant_opts(str(tmp_path)) + ["SYNTHETIC.ROOT", data_root]
     cfg = setup_step_cfg(CONFIG, opts, scenario="10-5", step=0)
@@ -76,7 +93,7 @@ def test_failed_save_keeps_previous_checkpoint_and_resumes(
     assert not any(n.endswith(".tmp") for n in names), names
     assert "eval.json" not in names and "predictions.png" not in names, names
     with open(os.path.join(cfg.OUTPUT_DIR, "last_checkpoint")) as f:
-        assert f.read() == "model_0000001.pth"
+        assert f.read() == pointer
     for name in on_disk:  # every checkpoint on disk is whole
         torch.load(os.path.join(cfg.OUTPUT_DIR, name), map_location="cpu", weights_only=True)
 
@@ -84,10 +101,12 @@ def test_failed_save_keeps_previous_checkpoint_and_resumes(
     monkeypatch.setattr(ContinualTrainer, "test", classmethod(lambda cls, *args, **kw: {}))
     resumed = ContinualTrainer(cfg)
     resumed.resume_or_load(resume=True)
-    assert resumed.start_iter == 2
+    assert resumed.start_iter == resumed_at
     resumed.train()
-    final = torch.load(
-        os.path.join(cfg.OUTPUT_DIR, "model_final.pth"), map_location="cpu", weights_only=True
+    final, last = (
+        torch.load(os.path.join(cfg.OUTPUT_DIR, name), map_location="cpu", weights_only=True)
+        for name in ("model_final.pth", "model_0000003.pth")
     )
-    assert final["iteration"] == cfg.SOLVER.MAX_ITER - 1
+    assert final["iteration"] == last["iteration"] == cfg.SOLVER.MAX_ITER - 1
+    assert all(torch.equal(final["model"][k], last["model"][k]) for k in last["model"])
     assert os.path.exists(os.path.join(cfg.OUTPUT_DIR, "predictions.png"))

@@ -130,11 +130,20 @@ class ContinualTrainer(DefaultTrainer):
         """
         Resume this step from its last checkpoint if ``resume`` and one exists; else start step
         t >= 1 from step t-1's model (grown), or load ``MODEL.WEIGHTS`` at step 0 / for joint.
+
+        A run killed while writing ``model_final.pth`` after the periodic checkpoint of the last
+        iteration resumes with nothing left to train, so Detectron2 would never write it: it is
+        saved here from that checkpoint, which holds the same state.
         """
         cfg = self.cfg
         if resume and self.checkpointer.has_checkpoint():
             super().resume_or_load(resume=True)
             self.train_sampler.start_iter = self.start_iter
+            final = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
+            if self.start_iter >= self.max_iter and not os.path.exists(final):
+                if comm.get_world_size() > 1:
+                    self.random_states.gather()
+                self.checkpointer.save("model_final", iteration=self.start_iter - 1)
             return None
         if cfg.CONTINUAL.STEP > 0 and not cfg.CONTINUAL.JOINT:
             self.checkpointer.load_previous_step(previous_step_checkpoint(cfg))
