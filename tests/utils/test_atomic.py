@@ -127,3 +127,14 @@ def test_temporary_file_of_a_killed_write_is_recognised_as_stale(tmp_path):
     assert leftover.startswith(".results.json.") and leftover.endswith(".tmp")
     assert remove_stale_temporary_files(str(tmp_path)) == [str(tmp_path / leftover)]
     assert os.listdir(tmp_path) == []
+
+
+def test_a_write_removes_the_stale_temporary_files_of_its_own_target_only(tmp_path):
+    host = socket.gethostname()
+    stale = tmp_path / f".results.json.{_dead_pid()}@{host}.ab12cd_9.tmp"
+    live = tmp_path / f".results.json.{os.getppid()}@{host}.a1b2c3d4.tmp"
+    other = tmp_path / f".results.md.{_dead_pid()}@{host}.ab12cd_9.tmp"
+    for path in (stale, live, other):
+        path.write_text("half")
+    write_json_atomic(str(tmp_path / "results.json"), {"AP": 1.0})
+    assert sorted(os.listdir(tmp_path)) == sorted([live.name, other.name, "results.json"])

@@ -63,7 +63,8 @@ def atomic_write(path: str, write: Callable[[IO], None], *, binary: bool = False
     """
     Call ``write(f)`` on a temporary file in ``path``'s folder, then replace ``path`` with it.
     The folder is created if needed; on any error the temporary file is removed and ``path`` is
-    left as it was.
+    left as it was. Stale temporary files of earlier writes of ``path`` (killed writers) are
+    removed first.
 
     Raises:
         WriteFailedError: the folder, the temporary file or the rename failed with an ``OSError``.
@@ -72,6 +73,7 @@ def atomic_write(path: str, write: Callable[[IO], None], *, binary: bool = False
     tmp = None
     try:
         os.makedirs(folder, exist_ok=True)
+        _remove_stale_siblings(folder, os.path.basename(path))
         prefix = f".{os.path.basename(path)}.{os.getpid()}@{_HOST}."
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
         with os.fdopen(fd, "wb" if binary else "w") as f:
@@ -128,6 +130,16 @@ def _is_stale(name: str) -> bool:
     if match["host"] != _HOST:
         return False  # a writer on another machine of a shared file system: cannot tell
     return not _writer_alive(int(match["pid"]))
+
+
+def _remove_stale_siblings(folder: str, basename: str) -> None:
+    """The stale temporary files of earlier, killed writes of ``<folder>/<basename>``."""
+    for name in os.listdir(folder):
+        if name.startswith(f".{basename}.") and name.endswith(".tmp") and _is_stale(name):
+            try:
+                os.unlink(os.path.join(folder, name))
+            except FileNotFoundError:
+                pass
 
 
 def remove_stale_temporary_files(folder: str, *, recursive: bool = False) -> list[str]:
