@@ -7,8 +7,8 @@ from .distillation.config import add_kd_config
 
 def add_ykd_config(cfg: CN) -> None:
     """
-    Add every `ykd` key to ``cfg`` (in place). Each key's comment names what it sets; keys that set a
-    parameter of a paper name the paper (DESIGN.md sections in brackets).
+    Add every `ykd` key to ``cfg`` (in place). Each key's comment names what it sets; the method
+    behind the keys is described in docs/method.md, its open choices and their defaults there too.
     """
     _add_continual_config(cfg)
     _add_synthetic_config(cfg)
@@ -22,24 +22,24 @@ def add_ykd_config(cfg: CN) -> None:
 
 def _add_continual_config(cfg: CN) -> None:
     cfg.CONTINUAL = CN()
-    # Dataset of the continual scenario: "synthetic", "voc_sbd" or "coco" [§7].
+    # Dataset of the continual scenario: "synthetic", "voc_sbd" or "coco".
     cfg.CONTINUAL.DATASET = "synthetic"
-    # Scenario "A-B": A classes at step 0, then B new classes per step [§1].
+    # Scenario "A-B": A classes at step 0, then B new classes per step.
     cfg.CONTINUAL.SCENARIO = "15-5"
     # Step of the scenario this config trains/evaluates (0 = base classes).
     cfg.CONTINUAL.STEP = 0
-    # "overlapped" (MMA/Y-KD default) or "disjoint" (drop images holding future classes) [§1].
+    # "overlapped" (MMA/Y-KD default) or "disjoint" (drop images holding future classes).
     cfg.CONTINUAL.SETTING = "overlapped"
     # Explicit class order: a permutation of the dataset's class names; empty = dataset order.
     cfg.CONTINUAL.CLASS_ORDER = []
     # Seed of a random class order (ignored when CLASS_ORDER is set); negative = dataset order.
     cfg.CONTINUAL.CLASS_ORDER_SEED = -1
-    # Train on all seen classes with all their labels at once (the "Joint" upper bound) [§3].
+    # Train on all seen classes with all their labels at once (the "Joint" upper bound).
     cfg.CONTINUAL.JOINT = False
     # Name of the method, used in output paths and result tables (e.g. "ft", "dynamic_ykd").
     cfg.CONTINUAL.METHOD = "ft"
     # Root of scenario outputs; a step writes to <root>/<dataset>/<scenario>/<method>/step<t>
-    # (OUTPUT_DIR is derived from it) [§8].
+    # (OUTPUT_DIR is derived from it).
     cfg.CONTINUAL.OUTPUT_ROOT = "./output"
     # Config overrides ("KEY", "VALUE", ...) applied last, at steps >= 1 only:
     # the incremental steps' schedule (e.g. MMA's 2.5K-10K iterations at LR 4e-4, Y-KD's LR 1e-3).
@@ -56,14 +56,14 @@ def _add_continual_config(cfg: CN) -> None:
     # tree. (MODEL.WEIGHTS stays the initialisation of step 0 and of joint training.)
     cfg.CONTINUAL.PREVIOUS_WEIGHTS = ""
     # Derived by the engine (like OUTPUT_DIR): the folder of the step 0 that this config shares with
-    # every method of its scenario [§8].
+    # every method of its scenario.
     cfg.CONTINUAL.STEP0_DIR = ""
     # Evaluation extras: the MMA/Y-KD papers' VOC AP (all-point, IoU .50:.05:.95) and the expected
-    # calibration error of detection scores [§6].
+    # calibration error of detection scores.
     cfg.CONTINUAL.EVAL_VOC_METRIC = False
     cfg.CONTINUAL.EVAL_CALIBRATION = True
     # Number of fixed test images whose predictions (old / new classes in two colours) are drawn
-    # into <step OUTPUT_DIR>/predictions.png after each step; 0 = no picture [§8].
+    # into <step OUTPUT_DIR>/predictions.png after each step; 0 = no picture.
     cfg.CONTINUAL.VIS_NUM_IMAGES = 8
 
 
@@ -94,33 +94,33 @@ def _add_slim_resnet_config(cfg: CN) -> None:
 
 
 def _add_ykd_model_config(cfg: CN) -> None:
-    # Keys of the YKDRCNN meta-architecture [§2]. ROI_HEADS.NAME must be "TaskStandardROIHeads"
+    # Keys of the YKDRCNN meta-architecture. ROI_HEADS.NAME must be "TaskStandardROIHeads"
     # (FPN) or "TaskRes5ROIHeads" (C4), PROPOSAL_GENERATOR.NAME "TaskRPN".
     cfg.MODEL.YKD = CN()
     # Classes of each task up to the current step, e.g. [15, 5] at step 1 of 15-5 (one task module
-    # per entry; filled by the engine, sum = ROI_HEADS.NUM_CLASSES); [] = one task [§2 task modules].
+    # per entry; filled by the engine, sum = ROI_HEADS.NUM_CLASSES); [] = one task.
     cfg.MODEL.YKD.NUM_CLASSES_PER_TASK = []
     # Teacher of steps t >= 1: "shared" (Y-KD: frozen module t-1 on the student's trunk features) or
-    # "separate" (ILOD/Faster-ILOD/MMA: a frozen copy of the step-(t-1) trunk runs its own forward)
-    # [§2 step 2, §3].
+    # "separate" (ILOD/Faster-ILOD/MMA: a frozen copy of the step-(t-1) trunk runs its own
+    # forward).
     cfg.MODEL.YKD.TEACHER = "shared"
     # Supervised classification loss of the student at steps t >= 1: "unbiased" (MMA's unbiased CE)
-    # or "ce" [§2 step 4].
+    # or "ce".
     cfg.MODEL.YKD.CLS_LOSS = "unbiased"
     # Initialisation of the new-class rows of a grown predictor: "default" (Detectron2's) or "mib"
-    # (MiB: copy the bg row, new and bg biases share the old bg probability) [§2 step 3].
+    # (MiB: copy the bg row, new and bg biases share the old bg probability).
     cfg.MODEL.YKD.INIT_NEW_CLASSES = "default"
     # Distillation proposals: the teacher RPN's TOPK best by objectness (test-time settings), of
-    # which PER_IMAGE are sampled at random per image [§2 step 5: 128 and 64].
+    # which PER_IMAGE are sampled at random per image (the papers: 128 and 64).
     cfg.MODEL.YKD.KD_PROPOSALS = CN()
     cfg.MODEL.YKD.KD_PROPOSALS.TOPK = 128
     cfg.MODEL.YKD.KD_PROPOSALS.PER_IMAGE = 64
     # Of those, how many (the first ones of the random sample, so a random subset) mask KD uses;
-    # -1 = all PER_IMAGE [§2 step 6]. Mask KD dominates the cost of a Y-KD iteration (two mask
+    # -1 = all PER_IMAGE. Mask KD dominates the cost of a Y-KD iteration (two mask
     # heads on 64 ROIs per image, about 8x the supervised mask work): e.g. 8 makes it an unbiased
     # estimate of the same loss, with more variance, at a fraction of the cost.
     cfg.MODEL.YKD.KD_PROPOSALS.MASK_PER_IMAGE = -1
-    # Weights of the distillation losses; all 0 = fine-tuning, the teacher never runs [§2 step 6].
+    # Weights of the distillation losses; all 0 = fine-tuning, the teacher never runs.
     cfg.MODEL.YKD.KD_WEIGHTS = CN()
     # loss_kd_cls: ROI classification KD (the loss named by MODEL.YKD.KD_CLS.NAME).
     cfg.MODEL.YKD.KD_WEIGHTS.CLS = 1.0
@@ -134,18 +134,18 @@ def _add_ykd_model_config(cfg: CN) -> None:
     cfg.MODEL.YKD.RPN_KD_DELTA_THRESH = 0.1
     cfg.MODEL.YKD.INFERENCE = CN()
     # "all" (Dynamic Y-KD: every module detects its own task's classes, detections merged) or
-    # "latest" (plain Y-KD: the last module detects all classes) [§2 inference].
+    # "latest" (plain Y-KD: the last module detects all classes).
     cfg.MODEL.YKD.INFERENCE.MODULES = "all"
-    # Open choice [§2]: a module's class scores are the softmax over all its classes restricted to
+    # Open choice (docs/method.md): a module's class scores are the softmax over all its classes restricted to
     # its own task ("slice", default) or a softmax over {bg} ∪ its own classes ("renormalise").
     cfg.MODEL.YKD.INFERENCE.SCORES = "slice"
-    # Open choice [§2]: proposals of each module from its own RPN ("per_task", default) or from the
+    # Open choice (docs/method.md): proposals of each module from its own RPN ("per_task", default) or from the
     # latest RPN for all modules ("latest").
     cfg.MODEL.YKD.INFERENCE.RPN = "per_task"
-    # Open choice [§2], C4 only: the res5 feeding the unique mask head at inference, the latest
+    # Open choice (docs/method.md), C4 only: the res5 feeding the unique mask head at inference, the latest
     # module's ("latest", default) or that of the module that detected the box ("own").
     cfg.MODEL.YKD.INFERENCE.C4_MASK_FEATURES = "latest"
-    # Checkpoint averaging at the end of each incremental step [§5]: α on step t-1's task module
+    # Checkpoint averaging at the end of each incremental step: α on step t-1's task module
     # and mask head, 1-α on step t's; model_averaged.pth is kept and evaluated beside the raw
     # model_final.pth (ykd/engine/step_averaging.py). 0 = off.
     cfg.MODEL.YKD.AVERAGING = CN()
@@ -160,7 +160,7 @@ def _add_ykd_model_config(cfg: CN) -> None:
 
 def _add_kd_cls_config(cfg: CN) -> None:
     cfg.MODEL.YKD.KD_CLS = CN()
-    # Name of the ROI classification KD loss in the KD registry (ykd.distillation) [§4]:
+    # Name of the ROI classification KD loss in the KD registry (ykd.distillation):
     # kl, rkl, js, tv, skew_kl, skew_rkl, bdkd, sinkd, nkd, uskd, dkd, mdist, rdist, ukd (MMA), l2 (ILOD).
     cfg.MODEL.YKD.KD_CLS.NAME = "ukd"
     # Softmax temperature T (Hinton et al. 2015); divergences are multiplied by T². MMA's UKD: T = 1.
@@ -212,7 +212,7 @@ def _add_kd_cls_config(cfg: CN) -> None:
 
 def _add_interactive_config(cfg: CN) -> None:
     # Interactive feature KD after Talking Models (Zhao et al. 2023) on the box head's features of the
-    # distillation ROIs (ykd/distillation/interactive.py) [§4]; off unless a weight is > 0.
+    # distillation ROIs (ykd/distillation/interactive.py); off unless a weight is > 0.
     cfg.MODEL.YKD.INTERACTIVE = CN()
     # Width M of the message space shared by the teacher's and the student's encoders.
     cfg.MODEL.YKD.INTERACTIVE.MESSAGE_DIM = 64
