@@ -34,8 +34,6 @@ import sys
 import threading
 import time
 
-import yaml
-
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INSTANT = os.path.join(REPO_ROOT, "configs", "quick_schedules", "synthetic_instant_test.yaml")
 CONFIG = os.path.join(REPO_ROOT, "configs", "synthetic", "dynamic_ykd.yaml")
@@ -70,18 +68,9 @@ def category(site: str) -> str:
 
 def instant_opts() -> list[str]:
     """The instant schedule as command-line opts, to lay over the method's config."""
-    with open(INSTANT) as f:
-        tree = yaml.safe_load(f)
-    tree.pop("_BASE_")
+    from ykd.engine.setup import config_file_opts  # the controller imports ykd only here
 
-    def flatten(node, prefix=""):
-        for key, value in node.items():
-            if isinstance(value, dict):
-                yield from flatten(value, f"{prefix}{key}.")
-            else:
-                yield f"{prefix}{key}", str(value)
-
-    return [item for pair in flatten(tree) for item in pair]
+    return config_file_opts(INSTANT)
 
 
 def command(root: str, scenario: str) -> list[str]:

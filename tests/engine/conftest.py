@@ -1,8 +1,7 @@
 import os
 
-import yaml
-
 from tests.conftest import REPO_ROOT
+from ykd.engine.setup import config_file_opts
 
 INSTANT_CONFIG = os.path.join(
     REPO_ROOT, "configs", "quick_schedules", "synthetic_instant_test.yaml"
@@ -12,17 +11,6 @@ INSTANT_CONFIG = os.path.join(
 def instant_opts(root) -> list[str]:
     """The CI quick schedule as command-line opts, to lay over any method's config, writing under
     ``root``."""
-    with open(INSTANT_CONFIG) as f:
-        tree = yaml.safe_load(f)
-    tree.pop("_BASE_")
-
-    def flatten(node, prefix=""):
-        for key, value in node.items():
-            if isinstance(value, dict):
-                yield from flatten(value, f"{prefix}{key}.")
-            else:
-                yield f"{prefix}{key}", str(value)
-
-    opts = [item for pair in flatten(tree) for item in pair]
+    opts = config_file_opts(INSTANT_CONFIG)
     opts += ["SYNTHETIC.ROOT", os.path.join(root, "data")]
     return opts + ["CONTINUAL.OUTPUT_ROOT", os.path.join(root, "out")]

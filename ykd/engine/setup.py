@@ -3,6 +3,7 @@
 import hashlib
 import os
 
+import yaml
 from detectron2.config import CfgNode, get_cfg
 
 from ..config import add_ykd_config
@@ -161,6 +162,26 @@ def _check_config_file(path: str) -> None:
         f"No config file {path} (unknown method?); {known}. Pass --config-file"
         " configs/<dataset>/<method>.yaml."
     )
+
+
+def config_file_opts(path: str) -> list[str]:
+    """
+    The keys of the YAML config at ``path`` (not its ``_BASE_``) as command-line opts
+    ``["KEY", "VALUE", ...]``, to lay it over another config (e.g. a quick schedule over any
+    method's config).
+    """
+    with open(path) as f:
+        tree = yaml.safe_load(f)
+    tree.pop("_BASE_", None)
+
+    def flatten(node, prefix=""):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                yield from flatten(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}", str(value)
+
+    return [item for pair in flatten(tree) for item in pair]
 
 
 def step_rule_opts(rules: list, num_new_classes: int) -> list[str]:
