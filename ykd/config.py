@@ -62,6 +62,8 @@ def _add_continual_config(cfg: CN) -> None:
     # calibration error of detection scores.
     cfg.CONTINUAL.EVAL_VOC_METRIC = False
     cfg.CONTINUAL.EVAL_CALIBRATION = True
+    # IoU thresholds of the VOC AP: "50:95" (.50:.05:.95, Y-KD's code) or "50:90" (MMA's).
+    cfg.CONTINUAL.EVAL_VOC_IOU_THRESHOLDS = "50:95"
     # Number of fixed test images whose predictions (old / new classes in two colours) are drawn
     # into <step OUTPUT_DIR>/predictions.png after each step; 0 = no picture.
     cfg.CONTINUAL.VIS_NUM_IMAGES = 8

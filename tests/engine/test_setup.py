@@ -93,3 +93,14 @@ def test_an_incremental_seed_keeps_step0_and_has_its_own_folder(tmp_path):
     assert step1.SEED == 2
     assert step1.OUTPUT_DIR.endswith(os.path.join("15-5", "ft_seed2", "step1"))
     assert _cfg(str(tmp_path), "15-5", 1).OUTPUT_DIR.endswith(os.path.join("15-5", "ft", "step1"))
+
+
+@pytest.mark.parametrize("thresholds", ["50:95", "50:90"])
+def test_the_voc_iou_thresholds_reach_the_evaluator(tmp_path, thresholds):
+    from ykd.engine import ContinualTrainer
+
+    cfg = _cfg(str(tmp_path), "15-5", 0, "CONTINUAL.EVAL_VOC_IOU_THRESHOLDS", thresholds)
+    evaluator = ContinualTrainer.build_evaluator(cfg, cfg.DATASETS.TEST[0])
+    first, last = (int(t) / 100 for t in thresholds.split(":"))
+    assert evaluator._voc_iou_thresholds[0] == pytest.approx(first)
+    assert evaluator._voc_iou_thresholds[-1] == pytest.approx(last)

@@ -172,6 +172,7 @@ class ContinualTrainer(DefaultTrainer):
             output_dir=output_folder or cfg.OUTPUT_DIR,
             allow_cached_coco=False,
             voc_metric=cfg.CONTINUAL.EVAL_VOC_METRIC,
+            voc_iou_thresholds=cfg.CONTINUAL.EVAL_VOC_IOU_THRESHOLDS,
             calibration=cfg.CONTINUAL.EVAL_CALIBRATION,
         )
 
