@@ -20,12 +20,15 @@ import argparse
 import logging
 import os
 
+# isort: off
+import ykd  # noqa: F401  (first: registers ykd's modules, hides known upstream warnings)
+
+# isort: on
 from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.utils import comm
 from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 
-import ykd  # noqa: F401  (registers ykd's datasets and modules)
 from ykd.engine import ContinualTrainer, get_ykd_cfg, link_shared_step0, method_dir, setup_step_cfg
 from ykd.engine.cli import check_device, run_cli
 from ykd.engine.evaluate import evaluate_checkpoint, evaluation_target, split_weights

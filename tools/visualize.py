@@ -17,9 +17,12 @@ import argparse
 import glob
 import os
 
+# isort: off
+import ykd  # noqa: F401  (first: registers ykd's modules, hides known upstream warnings)
+
+# isort: on
 from detectron2.utils.logger import setup_logger
 
-import ykd  # noqa: F401  (registers ykd's datasets and modules)
 from ykd.engine import ContinualTrainer, setup_step_cfg
 from ykd.engine.cli import check_device, run_cli
 from ykd.evaluation import fixed_test_images, write_prediction_grid

@@ -255,7 +255,7 @@ def test_registered_and_built_from_config():
     node.HIDDEN_DIMS = []
     assert InteractiveKD.enabled(node)
     kd = build_feature_kd(
-        node.NAME, **InteractiveKD.from_config(node, student_dim=6, teacher_dim=5)
+        "interactive", **InteractiveKD.from_config(node, student_dim=6, teacher_dim=5)
     )
     assert kd.loss_weights == {"loss_kd_int_msg": 0.5}
     assert kd.student_encoder[0].in_features == 6 and kd.student_encoder[0].out_features == 64
