@@ -113,6 +113,10 @@ def write_scenario_results(scenario: str, root: str, order: int, args) -> dict:
         f"python bench/scenarios.py --scenarios {scenario} --seeds {args.seeds}"
         f" --class-orders {args.class_orders} --jobs {args.jobs}"
     )
+    if args.output_root != "output/bench":
+        command += f" --output-root {args.output_root}"
+    if args.opts:
+        command += " " + " ".join(f'"{o}"' if " " in o else o for o in args.opts)
     order_name = "dataset order" if order == 0 else f"class order {order}"
     title = f"synthetic {scenario} ({order_name}), last step: mean ± std over seeds"
     text = markdown(table, title)
