@@ -270,3 +270,17 @@ def test_distributed_data_parallel_with_frozen_modules(tmp_path, make_cfg, make_
             assert set(losses) == SUPERVISED | KD
     finally:
         dist.destroy_process_group()
+
+
+def test_one_module_alone_detects_its_own_task(make_cfg):
+    cfg = make_cfg(classes_per_task=[3, 2])
+    cfg.MODEL.YKD.INFERENCE.MODULES = "module1"
+    model = build_model(cfg)
+    ((module, classes),) = model.detectors()
+    assert module is model.task_modules[1] and classes == (3, 5)
+    model.inference_modules = "module2"
+    with pytest.raises(ValueError, match="is module2, but the model has 2 task modules"):
+        model.detectors()
+    cfg.MODEL.YKD.INFERENCE.MODULES = "module"
+    with pytest.raises(ValueError, match="INFERENCE.MODULES must be one of"):
+        build_model(cfg)

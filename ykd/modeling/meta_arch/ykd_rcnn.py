@@ -89,14 +89,14 @@ class YKDRCNN(nn.Module):
             input_format: channel order of the input images, as in :class:`GeneralizedRCNN`.
         """
         super().__init__()
-        if inference_modules.startswith("module") and inference_modules[6:].isdigit():
-            self.only_module = int(inference_modules[6:])
-            inference_modules = "all"
-        else:
-            self.only_module = None
+        modules_kind = "module<t>" if _single_module(inference_modules) is not None else None
         for name, value, choices in (
             ("TEACHER", teacher, ("shared", "separate")),
-            ("INFERENCE.MODULES", inference_modules, ("all", "latest", "module<t>")),
+            (
+                "INFERENCE.MODULES",
+                modules_kind or inference_modules,
+                ("all", "latest", "module<t>"),
+            ),
             ("INFERENCE.RPN", inference_rpn, ("per_task", "latest")),
             ("INFERENCE.C4_MASK_FEATURES", c4_mask_features, ("latest", "own")),
         ):
@@ -202,7 +202,8 @@ class YKDRCNN(nn.Module):
         """
         The task modules that detect at inference, each with the classes ``(start, end)`` it
         keeps: with ``inference_modules`` "all", every module its own task's classes; with
-        "latest", the last module all classes. (The only reader of ``inference_modules``.)
+        "latest", the last module all classes; with "module<t>", module t alone, its own task's
+        classes. (The only reader of ``inference_modules``.)
         """
         if self.inference_modules == "latest":
             return [(self.task_modules[-1], (0, self.task_modules[-1].num_classes))]
@@ -212,14 +213,15 @@ class YKDRCNN(nn.Module):
             (module, (start, end))
             for module, start, end in zip(self.task_modules, starts, ends, strict=True)
         ]
-        if self.only_module is None:
+        index = _single_module(self.inference_modules)
+        if index is None:
             return detectors
-        if self.only_module >= len(detectors):
+        if index >= len(detectors):
             raise ValueError(
-                f"MODEL.YKD.INFERENCE.MODULES is module{self.only_module}, but the model has"
+                f"MODEL.YKD.INFERENCE.MODULES is module{index}, but the model has"
                 f" {len(detectors)} task modules: use module0 to module{len(detectors) - 1}."
             )
-        return [detectors[self.only_module]]
+        return [detectors[index]]
 
     def add_task(self, num_new_classes: int) -> None:
         """
@@ -414,3 +416,9 @@ def _merge(detections: list[Instances], top_k: int) -> Instances:
     merged = Instances.cat(list(detections))
     order = merged.scores.argsort(descending=True)
     return merged[order[:top_k] if top_k >= 0 else order]
+
+
+def _single_module(inference_modules: str) -> int | None:
+    """t of ``MODEL.YKD.INFERENCE.MODULES`` "module<t>" (module t alone), else None."""
+    suffix = inference_modules.removeprefix("module")
+    return int(suffix) if suffix != inference_modules and suffix.isdigit() else None
