@@ -18,9 +18,9 @@ from tabulate import tabulate
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from bench.seed_tables import commit, fmt, mean_std  # noqa: E402
+from bench.seed_tables import fmt, mean_std, write_results  # noqa: E402
 from ykd.engine.decomposition import decompose_forgetting  # noqa: E402
-from ykd.utils import atomic_write, write_json_atomic, write_text_atomic  # noqa: E402
+from ykd.utils import atomic_write  # noqa: E402
 
 CONFIG = os.path.join(REPO, "configs", "synthetic", "dynamic_ykd.yaml")
 FIELDS = ("learned", "alone_then", "alone_now", "merged_now", "trunk_drift", "merge_interference")
@@ -87,12 +87,8 @@ def main(argv=None) -> dict:
         text = tabulate(table, headers=headers, tablefmt="pipe", disable_numparse=True)
         command = f"python bench/forgetting.py --scenarios {scenario} --seeds {args.seeds}"
         stem = os.path.join(args.results_dir, f"forgetting_{scenario}")
-        write_json_atomic(
-            stem + ".json",
-            {"command": command, "commit": commit(), "scenario": scenario, "rows": rows},
-        )
         title = f"### Dynamic Y-KD, synthetic {scenario}: mask AP of each old task, mean ± std\n\n"
-        write_text_atomic(stem + ".md", title + text + f"\n\nCommand: `{command}`\n")
+        write_results(stem, title + text + "\n", command, {"scenario": scenario, "rows": rows})
         plot(rows, f"Dynamic Y-KD, synthetic {scenario}", stem + ".png")
         print(title + text, flush=True)
     return out

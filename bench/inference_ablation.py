@@ -22,10 +22,9 @@ from tabulate import tabulate
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from bench.seed_tables import commit, fmt, mean_std  # noqa: E402
+from bench.seed_tables import fmt, mean_std, write_results  # noqa: E402
 from ykd.data import parse_scenario  # noqa: E402
 from ykd.engine.decomposition import evaluate_variant  # noqa: E402
-from ykd.utils import write_json_atomic, write_text_atomic  # noqa: E402
 
 CONFIG = os.path.join(REPO, "configs", "synthetic", "dynamic_ykd.yaml")
 CHOICES = {"MODEL.YKD.INFERENCE.RPN": ("per_task", "latest")}
@@ -91,9 +90,8 @@ def main(argv=None) -> dict:
     command = f"python bench/inference_ablation.py --scenarios {' '.join(args.scenarios)}"
     command += f" --seeds {args.seeds}"
     stem = os.path.join(args.results_dir, "inference_ablation")
-    write_json_atomic(stem + ".json", {"command": command, "commit": commit(), "table": table})
     title = "### Dynamic Y-KD inference choices: last-step mask AP, mean ± std over seeds\n\n"
-    write_text_atomic(stem + ".md", title + text + f"\n\nCommand: `{command}`\n")
+    write_results(stem, title + text + "\n", command, {"table": table})
     print(text)
     return table
 

@@ -103,6 +103,16 @@ def commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
+def write_results(stem: str, markdown_text: str, command: str, payload: dict) -> None:
+    """
+    ``<stem>.json`` (``payload`` with the command and the commit) and ``<stem>.md``
+    (``markdown_text`` and the command line that made it).
+    """
+    revision = commit()
+    write_json_atomic(stem + ".json", {"command": command, "commit": revision, **payload})
+    write_text_atomic(stem + ".md", f"{markdown_text}\nCommand: `{command}` (commit {revision})\n")
+
+
 def write_scenario_results(scenario: str, root: str, order: int, args) -> dict:
     """Aggregate the runs under ``<root>/synthetic/<scenario>`` into the results files."""
     results = load_method_results([os.path.join(root, "synthetic", scenario)])
@@ -120,17 +130,7 @@ def write_scenario_results(scenario: str, root: str, order: int, args) -> dict:
     order_name = "dataset order" if order == 0 else f"class order {order}"
     title = f"synthetic {scenario} ({order_name}), last step: mean ± std over seeds"
     text = markdown(table, title)
-    write_json_atomic(
-        stem + ".json",
-        {
-            "command": command,
-            "commit": commit(),
-            "scenario": scenario,
-            "order": order,
-            "methods": table,
-        },
-    )
-    write_text_atomic(stem + ".md", text + f"\nCommand: `{command}` (commit {commit()})\n")
+    write_results(stem, text, command, {"scenario": scenario, "order": order, "methods": table})
     plot(table, f"synthetic {scenario}", stem + ".png")
     print(text, flush=True)
     return table
