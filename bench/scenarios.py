@@ -42,6 +42,7 @@ VARIANTS = ["dynamic_ykd_interactive", "dynamic_ykd_3stage"]
 SCENARIOS = ["15-5", "15-1", "19-1", "10-10"]
 NUM_CLASSES = 20
 JOINT_SCENARIO = f"{NUM_CLASSES}-0"
+TRAIN_NET = os.path.join(REPO, "tools", "train_net.py")
 # Cost of an iteration relative to fine-tuning (for the ETA only), and of one evaluation.
 ITERATION_COST = {"ft": 1.0, "joint": 1.0, "ilod": 1.6, "faster_ilod": 1.6, "mma": 1.6}
 EVALUATION_COST = 60.0
@@ -89,11 +90,10 @@ def command(run: Run, args) -> list[str]:
         steps = ["--scenario", run.scenario, "--all-steps"]
     else:
         steps = ["--scenario", run.scenario, "--step", "0", "--resume"]
-    train_net = os.path.join(REPO, "tools", "train_net.py")
     return (
-        [sys.executable, train_net, "--config-file", config_path(run.method)]
+        [sys.executable, TRAIN_NET, "--config-file", config_path(run.method)]
         + steps
-        + (run_opts(run, args))
+        + run_opts(run, args)
     )
 
 
@@ -107,16 +107,16 @@ def finished(run: Run, args) -> bool:
     return all(finished_results(step_cfg(run, args, step)) is not None for step in range(steps))
 
 
-def cost(run: Run) -> float:
-    """The estimated cost of ``run`` in fine-tuning iterations (for the ETA)."""
-    num_steps = parse_scenario(run.scenario, NUM_CLASSES).num_steps
-    if run.kind == "step0":
-        return 900 + EVALUATION_COST
-    if run.kind == "joint":
-        return 2700 + EVALUATION_COST * len(SCENARIOS)
-    per_step = 100 if len(parse_scenario(run.scenario, NUM_CLASSES).task(1)) == 1 else 400
-    iteration = ITERATION_COST.get(run.method, 1.8)
-    return (num_steps - 1) * (per_step * iteration + EVALUATION_COST)
+def cost(run: Run, args) -> float:
+    """
+    The estimated cost of ``run`` in fine-tuning iterations (for the ETA): the iterations of its
+    steps' configs, weighted by the method's cost per iteration, and its evaluations.
+    """
+    if run.kind != "method":
+        return step_cfg(run, args, 0).SOLVER.MAX_ITER + EVALUATION_COST
+    steps = range(1, parse_scenario(run.scenario, NUM_CLASSES).num_steps)
+    iterations = sum(step_cfg(run, args, step).SOLVER.MAX_ITER for step in steps)
+    return iterations * ITERATION_COST.get(run.method, 1.8) + EVALUATION_COST * len(steps)
 
 
 def plan(args) -> list[list[Run]]:
@@ -144,8 +144,9 @@ def plan(args) -> list[list[Run]]:
 class Progress:
     """Progress of the whole benchmark: runs done, elapsed time and ETA from the cost done."""
 
-    def __init__(self, runs: list[Run]):
-        self.total = sum(cost(r) for r in runs)
+    def __init__(self, runs: list[Run], args):
+        self.costs = {run: cost(run, args) for run in runs}
+        self.total = sum(self.costs.values())
         self.count = len(runs)
         self.done_cost = 0.0
         self.done = 0
@@ -155,7 +156,7 @@ class Progress:
     def finish(self, run: Run, minutes: float) -> None:
         with self.lock:
             self.done += 1
-            self.done_cost += cost(run)
+            self.done_cost += self.costs[run]
             elapsed = time.perf_counter() - self.start
             eta = elapsed * (self.total - self.done_cost) / max(self.done_cost, 1e-9)
             print(
@@ -194,9 +195,8 @@ def evaluate_joint(scenario: str, order: int, args) -> None:
         link = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
         if not os.path.lexists(link):
             os.symlink(os.path.relpath(model, cfg.OUTPUT_DIR), link)
-        train_net = os.path.join(REPO, "tools", "train_net.py")
         subprocess.run(
-            [sys.executable, train_net, "--config-file", config_path("joint"), "--scenario"]
+            [sys.executable, TRAIN_NET, "--config-file", config_path("joint"), "--scenario"]
             + [scenario, "--step", str(last), "--eval-only"]
             + run_opts(run, args),
             check=True,
@@ -226,7 +226,7 @@ def main(argv=None) -> None:
     runs = [run for group in groups for run in group]
     pending = [] if args.tables_only else [r for r in runs if not finished(r, args)]
     print(f"{len(pending)} of {len(runs)} runs to train", flush=True)
-    progress = Progress(pending)
+    progress = Progress(pending, args)
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
 
     def train(run):

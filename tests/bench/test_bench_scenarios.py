@@ -116,3 +116,16 @@ def test_seeds_and_class_orders_end_to_end(tmp_path, capsys):
     capsys.readouterr()
     scenarios.main(argv + opts)
     assert "0 of 8 runs to train" in capsys.readouterr().out
+
+
+def test_the_eta_costs_follow_the_configs_schedules(tmp_path):
+    class Args:
+        output_root, opts = str(tmp_path), []
+
+    run = scenarios.Run("method", "15-1", "dynamic_ykd", 0, 0)
+    evaluation = scenarios.EVALUATION_COST
+    assert scenarios.cost(run, Args) == 5 * (100 * 1.8 + evaluation)
+    assert scenarios.cost(scenarios.Run("method", "15-5", "ft", 0, 0), Args) == 400 + evaluation
+    assert scenarios.cost(scenarios.Run("step0", "15-5", "ft", 0, 0), Args) == 900 + evaluation
+    Args.opts = ["SOLVER.MAX_ITER", "2700"]
+    assert scenarios.cost(scenarios.Run("step0", "15-5", "ft", 0, 0), Args) == 2700 + evaluation
