@@ -21,6 +21,7 @@ import numpy as np
 from detectron2.data import MetadataCatalog
 
 from ..evaluation.continual_evaluator import class_groups
+from .evaluate import evaluate_checkpoint
 from .scenario import finished_results, scenario_of
 from .setup import setup_step_cfg
 from .trainer import ContinualTrainer
@@ -46,9 +47,7 @@ def evaluate_variant(
                 f"No {weights}: train step {step} of {scenario} first (tools/train_net.py"
                 f" --config-file {config_file} --scenario {scenario} --all-steps)."
             )
-        model = ContinualTrainer.build_model(cfg)
-        ContinualTrainer.build_checkpointer(cfg, model).load(weights)
-        ContinualTrainer.test_into(cfg, model, folder)
+        evaluate_checkpoint(ContinualTrainer, cfg, weights, folder)
     with open(path) as f:
         return json.load(f)
 
