@@ -8,10 +8,10 @@ per scenario, the table of mean ± std over seeds and its plot, in
     python bench/scenarios.py [--scenarios 15-5 15-1 19-1 10-10] [--methods ft ...] [--jobs 2]
         [--seeds 3] [--class-orders 1] [opts ...]
 
-Schedules are the configs' own (configs/base/mask_rcnn_slim_fpn_cpu.yaml): step 0 900 iterations,
+Schedules are the configs' own (configs/base/mask_rcnn_slim_fpn_cpu.yaml): step 0 2700 iterations,
 trained once per set of step-0 classes (15-5 and 15-1 share it); incremental steps by
 ``CONTINUAL.STEP_RULES`` (100 iterations for a one-class step, 400 for more). Joint training
-(configs/synthetic/joint.yaml, 2700 iterations) is trained once per class order on all 20 classes
+(configs/synthetic/joint.yaml, 4050 iterations) is trained once per class order on all 20 classes
 and evaluated as every scenario's last step. The methods of SEEDED_METHODS run ``--seeds`` seeds
 (``CONTINUAL.INCREMENTAL_SEED`` 0, 1, ...), the others one. Class order 0 is the dataset's order,
 order k > 0 the permutation of ``CONTINUAL.CLASS_ORDER_SEED`` k. Progress lines give the elapsed

@@ -81,7 +81,7 @@ def test_the_synthetic_schedule_is_shaped_like_mma(tmp_path, scenario, max_iter,
     cfg = setup_step_cfg(config, opts, scenario=scenario, step=1)
     assert (cfg.SOLVER.MAX_ITER, cfg.SOLVER.STEPS, cfg.SOLVER.BASE_LR) == (max_iter, steps, 0.004)
     step0 = setup_step_cfg(config, opts, scenario=scenario, step=0)
-    assert (step0.SOLVER.MAX_ITER, step0.SOLVER.BASE_LR) == (900, 0.02)
+    assert (step0.SOLVER.MAX_ITER, step0.SOLVER.BASE_LR) == (2700, 0.02)
 
 
 def test_an_incremental_seed_keeps_step0_and_has_its_own_folder(tmp_path):
