@@ -51,6 +51,7 @@ class StandInTeacher:
 
 class RecordingFeatureKD(FeatureDistiller):
     config_node = "UNUSED"
+    loss_names = ("loss_kd_recorded",)
 
     def __init__(self, needs_rois):
         super().__init__()
@@ -94,6 +95,7 @@ def _call(distiller, *, kd, teacher, shared, student_boxes=None, student_masks=N
             teacher_features=teacher_features,
             shared_teacher=shared,
             teacher_mask_head=kw.get("teacher_mask_head"),
+            terms=kw.get("terms", distiller.computed_terms({})),
         ),
         features,
         teacher_features,

@@ -48,6 +48,8 @@ class FeatureDistiller(nn.Module):
 
     config_node: ClassVar[str]
     """Its config node under ``MODEL.YKD`` (e.g. "INTERACTIVE")."""
+    loss_names: tuple[str, ...]
+    """The names of the losses :meth:`distil` returns (a class or instance attribute)."""
     needs_rois: ClassVar[bool] = False
     """Whether it reads the distillation boxes' ROI fields of :class:`FeatureKDInputs`."""
     needs_separate_teacher: ClassVar[bool] = False

@@ -116,6 +116,11 @@ class InteractiveKD(FeatureDistiller):
         self.teacher_encoder = mlp(teacher_dim, hidden_dims, message_dim)
         self.teacher_decoder = mlp(message_dim, hidden_dims, teacher_dim)
 
+    @property
+    def loss_names(self) -> tuple[str, ...]:
+        """The terms of positive weight (those :meth:`distil` returns)."""
+        return tuple(self.loss_weights)
+
     @classmethod
     def from_config(
         cls, node: Mapping[str, Any], *, student_dim: int, teacher_dim: int

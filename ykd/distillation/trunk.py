@@ -55,6 +55,7 @@ class FasterILODFeatureKD(FeatureDistiller):
     """
 
     config_node = "TRUNK_KD"
+    loss_names = ("loss_kd_feat",)
     needs_separate_teacher = True
 
     def __init__(self, *, weight: float, in_features: Sequence[str] = ()) -> None:

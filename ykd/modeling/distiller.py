@@ -17,6 +17,7 @@ from ykd.distillation import (
     with_kd_config,
 )
 
+from .loss_weights import loss_weight
 from .losses import box_kd_loss, mask_kd_loss, rpn_kd_loss
 from .mask_head import UniqueMaskHead
 from .roi_heads import BoxOutputs
@@ -51,7 +52,9 @@ class MaskKDOutputs(NamedTuple):
 class YKDDistiller(nn.Module):
     """
     Computes ``loss_kd_rpn``, ``loss_kd_cls``, ``loss_kd_box`` and ``loss_kd_mask``; only terms
-    with a positive weight are computed and returned. The teacher's RPN proposes boxes with its
+    with a positive weight are returned, and only those of :meth:`computed_terms` computed (the
+    others, of weight 0 under the model's loss weights, e.g. in a stage of a stage schedule, are
+    returned as 0). The teacher's RPN proposes boxes with its
     test-time settings; the ``num_proposals_topk`` best by objectness are kept and
     ``num_proposals_per_image`` of them sampled at random (Y-KD: 128 and 64); teacher and student
     ROI heads then run on the same boxes (the mask heads on the first
@@ -143,17 +146,41 @@ class YKDDistiller(nn.Module):
 
     @property
     def distils_masks(self) -> bool:
+        """Whether mask distillation has a positive weight (then a teacher mask head is needed)."""
         return "loss_kd_mask" in self.loss_weights
 
     @property
     def distils_rois(self) -> bool:
         """Whether a term needs distillation boxes (then the box branches all run on them)."""
-        roi_terms = {"loss_kd_cls", "loss_kd_box", "loss_kd_mask"}
-        return bool(self.loss_weights.keys() & roi_terms) or self._feature_kds_need_rois
+        return self._needs_rois(self.computed_terms({}))
 
-    @property
-    def _feature_kds_need_rois(self) -> bool:
-        return any(kd.needs_rois for kd in self.feature_kds.values())
+    def computed_terms(self, model_weights: Mapping[str, float]) -> frozenset[str]:
+        """
+        The loss names to compute: those of positive weight whose weight under ``model_weights``
+        (the model's loss weights, :func:`~ykd.modeling.loss_weights.loss_weight`) is positive too;
+        a feature distiller's names when any of them is. Empty: the teacher need not run.
+        """
+        feature_names = [name for kd in self.feature_kds.values() for name in kd.loss_names]
+        return frozenset(
+            name
+            for name in [*self.loss_weights, *feature_names]
+            if loss_weight(name, model_weights) > 0
+        )
+
+    def zero_losses(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        """0 (a scalar of ``like``'s dtype and device) for every loss the distiller returns."""
+        feature_names = [name for kd in self.feature_kds.values() for name in kd.loss_names]
+        zero = like.new_zeros(())
+        return {name: zero for name in [*self.loss_weights, *feature_names]}
+
+    def _needs_rois(self, terms: frozenset[str]) -> bool:
+        roi_terms = {"loss_kd_cls", "loss_kd_box", "loss_kd_mask"}
+        return bool(terms & roi_terms) or any(
+            kd.needs_rois for kd in self._computed_feature_kds(terms)
+        )
+
+    def _computed_feature_kds(self, terms: frozenset[str]) -> list[FeatureDistiller]:
+        return [kd for kd in self.feature_kds.values() if terms.intersection(kd.loss_names)]
 
     @torch.no_grad()
     def propose(
@@ -162,6 +189,7 @@ class YKDDistiller(nn.Module):
         teacher_features: dict[str, torch.Tensor],
         teacher: TaskModule,
         anchors: list[Boxes],
+        terms: frozenset[str],
     ) -> KDProposals:
         """
         The teacher's RPN outputs and, with ROI terms, the distillation boxes.
@@ -171,15 +199,16 @@ class YKDDistiller(nn.Module):
             teacher_features: the teacher's features (the student's with a shared trunk).
             teacher: task module t-1 (frozen, in eval mode).
             anchors: the anchors of the features (the student RPN's).
+            terms: the terms to compute (:meth:`computed_terms`).
         """
         anchor_outputs = teacher.proposal_generator.predict_anchors(teacher_features, anchors)
-        if not self.distils_rois:
+        if not self._needs_rois(terms):
             return KDProposals(anchor_outputs, None, None, None)
         proposals, _ = teacher.proposal_generator(
             images, teacher_features, anchor_outputs=anchor_outputs
         )
         boxes = self._sample_boxes(proposals)
-        if not self.distils_masks:
+        if "loss_kd_mask" not in terms:
             return KDProposals(anchor_outputs, boxes, None, None)
         keep = self.num_mask_proposals_per_image
         if keep < 0 or all(len(b) <= keep for b in boxes):
@@ -210,6 +239,7 @@ class YKDDistiller(nn.Module):
         teacher_features: dict[str, torch.Tensor],
         shared_teacher: bool,
         teacher_mask_head: UniqueMaskHead | None,
+        terms: frozenset[str],
     ) -> dict[str, torch.Tensor]:
         """
         Args:
@@ -226,12 +256,13 @@ class YKDDistiller(nn.Module):
             shared_teacher: whether the teacher runs on the student's trunk; then it reuses the
                 student's pooled features (detached) instead of pooling ``teacher_features``.
             teacher_mask_head: the frozen mask head over the old classes (mask distillation).
+            terms: the terms to compute (:meth:`computed_terms`, as given to :meth:`propose`).
 
         Returns:
-            dict of weighted losses.
+            dict of weighted losses: every term of positive weight, 0 for those not computed.
         """
         losses = {}
-        if "loss_kd_rpn" in self.loss_weights:
+        if "loss_kd_rpn" in terms:
             losses["loss_kd_rpn"] = rpn_kd_loss(
                 torch.cat(student_anchor_outputs.objectness, dim=1),
                 torch.cat(kd.anchor_outputs.objectness, dim=1),
@@ -240,12 +271,12 @@ class YKDDistiller(nn.Module):
                 delta_threshold=self.rpn_delta_threshold,
             )
         t_boxes = None
-        if self.distils_rois:
+        if self._needs_rois(terms):
             t_boxes = self._teacher_boxes(
                 kd, student_boxes, teacher, teacher_features, shared_teacher
             )
-            losses.update(self._roi_losses(kd, student_boxes, t_boxes))
-        if self.distils_masks:
+            losses.update(self._roi_losses(kd, student_boxes, t_boxes, terms))
+        if "loss_kd_mask" in terms:
             losses["loss_kd_mask"] = self._mask_loss(
                 kd,
                 student_masks,
@@ -255,10 +286,11 @@ class YKDDistiller(nn.Module):
                 shared_teacher,
                 teacher_mask_head,
             )
-        losses = self._weighted(losses)
-        if len(self.feature_kds) > 0:
+        losses = self.zero_losses(student_anchor_outputs.objectness[0]) | self._weighted(losses)
+        feature_kds = self._computed_feature_kds(terms)
+        if feature_kds:
             roi_fields = {}
-            if self._feature_kds_need_rois:
+            if any(kd.needs_rois for kd in feature_kds):
                 roi_fields = {
                     "student_hidden": student_boxes.hidden,
                     "teacher_hidden": t_boxes.hidden,
@@ -273,7 +305,7 @@ class YKDDistiller(nn.Module):
                 shared_teacher=shared_teacher,
                 **roi_fields,
             )
-            for feature_kd in self.feature_kds.values():
+            for feature_kd in feature_kds:
                 losses.update(feature_kd.distil(inputs))
         return losses
 
@@ -294,14 +326,18 @@ class YKDDistiller(nn.Module):
         return teacher.roi_heads.predict_pooled(pooled)
 
     def _roi_losses(
-        self, kd: KDProposals, student_boxes: BoxOutputs, t_boxes: BoxOutputs
+        self,
+        kd: KDProposals,
+        student_boxes: BoxOutputs,
+        t_boxes: BoxOutputs,
+        terms: frozenset[str],
     ) -> dict[str, torch.Tensor]:
         losses = {}
-        if "loss_kd_cls" in self.loss_weights:
+        if "loss_kd_cls" in terms:
             losses["loss_kd_cls"] = self.kd_cls_loss(
                 student_boxes.scores, t_boxes.scores, num_rois_per_image=[len(b) for b in kd.boxes]
             )
-        if "loss_kd_box" in self.loss_weights:
+        if "loss_kd_box" in terms:
             losses["loss_kd_box"] = box_kd_loss(student_boxes.deltas, t_boxes.deltas)
         return losses
 

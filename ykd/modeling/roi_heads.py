@@ -73,7 +73,20 @@ class _ExtraBoxesMixin:
         Returns:
             Per image, the detections: ``pred_boxes``, ``scores``, ``pred_classes``.
         """
-        out = self.predict_pooled(self.pool(features, [p.proposal_boxes for p in proposals]))
+        pooled = self.pool(features, [p.proposal_boxes for p in proposals])
+        return self.detect_pooled(pooled, proposals, classes)
+
+    def detect_pooled(
+        self,
+        pooled: torch.Tensor,
+        proposals: list[Instances],
+        classes: tuple[int, int] | None = None,
+    ) -> list[Instances]:
+        """
+        :meth:`detect` on the (R, C, S, S) features of the proposals already pooled (R = the
+        proposals of all images, in order), e.g. by another module's pooler on the same boxes.
+        """
+        out = self.predict_pooled(pooled)
         return self.box_predictor.inference((out.scores, out.deltas), proposals, classes)[0]
 
     def forward_train(

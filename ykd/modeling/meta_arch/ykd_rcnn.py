@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 import torch
 from detectron2.config import configurable
-from detectron2.modeling import META_ARCH_REGISTRY, Backbone, GeneralizedRCNN, build_backbone
+from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.modeling.roi_heads import select_foreground_proposals
 from detectron2.structures import ImageList, Instances
 from torch import nn
@@ -16,6 +16,7 @@ from ..loss_weights import check_loss_weights, scale_losses
 from ..mask_head import UniqueMaskHead
 from ..roi_heads import BoxOutputs, pool_parts
 from ..task_module import TaskModule, freeze_
+from .merged_inference import MergedInference, single_module
 
 __all__ = ["YKDRCNN", "config_of_task"]
 
@@ -39,7 +40,7 @@ def config_of_task(cfg, task: int):
 
 
 @META_ARCH_REGISTRY.register()
-class YKDRCNN(nn.Module):
+class YKDRCNN(MergedInference, nn.Module):
     """
     Mask R-CNN for class-incremental instance segmentation (Y-KD; the method: ``docs/method.md``).
 
@@ -89,7 +90,7 @@ class YKDRCNN(nn.Module):
             input_format: channel order of the input images, as in :class:`GeneralizedRCNN`.
         """
         super().__init__()
-        modules_kind = "module<t>" if _single_module(inference_modules) is not None else None
+        modules_kind = "module<t>" if single_module(inference_modules) is not None else None
         for name, value, choices in (
             ("TEACHER", teacher, ("shared", "separate")),
             (
@@ -182,8 +183,9 @@ class YKDRCNN(nn.Module):
         Scale the training losses from now on: each loss returned by :meth:`forward` is multiplied
         by the weight of the longest key of ``weights`` that is its name or a prefix of it, 1 if
         none (:func:`~ykd.modeling.loss_weights.loss_weight`); ``{}`` restores the plain losses.
-        The weights multiply those the losses already have (e.g. ``MODEL.YKD.KD_WEIGHTS``); a term
-        of weight 0 is still computed. Example: ``{"loss": 0.0, "loss_kd": 1.0}`` keeps only
+        The weights multiply those the losses already have (e.g. ``MODEL.YKD.KD_WEIGHTS``); a
+        distillation term of weight 0 is not computed (the teacher does not run when all are 0),
+        a supervised one is. Example: ``{"loss": 0.0, "loss_kd": 1.0}`` keeps only
         distillation.
         """
         self.loss_weights = check_loss_weights(weights)
@@ -197,31 +199,6 @@ class YKDRCNN(nn.Module):
         if self.mask_head is not None and self.distiller.distils_masks:
             num_old_classes = self.task_modules[-2].num_classes
             self.teacher_mask_head = freeze_(self.mask_head.with_num_classes(num_old_classes))
-
-    def detectors(self) -> list[tuple[TaskModule, tuple[int, int]]]:
-        """
-        The task modules that detect at inference, each with the classes ``(start, end)`` it
-        keeps: with ``inference_modules`` "all", every module its own task's classes; with
-        "latest", the last module all classes; with "module<t>", module t alone, its own task's
-        classes. (The only reader of ``inference_modules``.)
-        """
-        if self.inference_modules == "latest":
-            return [(self.task_modules[-1], (0, self.task_modules[-1].num_classes))]
-        ends = [module.num_classes for module in self.task_modules]
-        starts = [0] + ends[:-1]
-        detectors = [
-            (module, (start, end))
-            for module, start, end in zip(self.task_modules, starts, ends, strict=True)
-        ]
-        index = _single_module(self.inference_modules)
-        if index is None:
-            return detectors
-        if index >= len(detectors):
-            raise ValueError(
-                f"MODEL.YKD.INFERENCE.MODULES is module{index}, but the model has"
-                f" {len(detectors)} task modules: use module0 to module{len(detectors) - 1}."
-            )
-        return [detectors[index]]
 
     def add_task(self, num_new_classes: int) -> None:
         """
@@ -254,8 +231,8 @@ class YKDRCNN(nn.Module):
         Returns:
             In training, a dict of losses: the student's supervised losses (``loss_rpn_cls``,
             ``loss_rpn_loc``, ``loss_cls``, ``loss_box_reg``, ``loss_mask``) and, at steps t >= 1,
-            the distillation terms with a positive weight (``loss_kd_*``), all scaled by
-            :attr:`loss_weights`. In inference, as :meth:`inference`.
+            the distillation terms with a positive weight (``loss_kd_*``; 0, not computed, where
+            :attr:`loss_weights` gives a term weight 0), all scaled by :attr:`loss_weights`. In inference, as :meth:`inference`.
 
         Raises:
             NonFiniteLossError: in training, naming the non-finite loss terms (before any backward
@@ -269,8 +246,11 @@ class YKDRCNN(nn.Module):
 
         student = self.task_modules[-1]
         anchor_outputs = student.proposal_generator.predict_anchors(features)
-        kd, teacher_features = None, None
+        kd, teacher_features, terms = None, None, frozenset()
         if self.distiller is not None and self.num_tasks > 1:
+            # Terms of weight 0 under the loss weights (e.g. a stage's) are not computed.
+            terms = self.distiller.computed_terms(self.loss_weights)
+        if terms:
             if self.teacher_backbone is not None:
                 with torch.no_grad():
                     teacher_features = self.teacher_backbone(images.tensor)
@@ -279,6 +259,7 @@ class YKDRCNN(nn.Module):
                 features if teacher_features is None else teacher_features,
                 self.task_modules[-2],
                 anchor_outputs.anchors,
+                terms,
             )
         proposals, losses = student.proposal_generator(
             images, features, gt_instances, anchor_outputs=anchor_outputs
@@ -304,8 +285,11 @@ class YKDRCNN(nn.Module):
                     teacher_features=features if self.teacher == "shared" else teacher_features,
                     shared_teacher=self.teacher == "shared",
                     teacher_mask_head=self.teacher_mask_head,
+                    terms=terms,
                 )
             )
+        elif self.distiller is not None and self.num_tasks > 1:
+            losses.update(self.distiller.zero_losses(losses["loss_rpn_cls"]))
         losses = scale_losses(losses, self.loss_weights)
         check_finite_losses(losses)
         return losses
@@ -341,84 +325,3 @@ class YKDRCNN(nn.Module):
         logits = self.mask_head.logits(torch.cat([own, distilled]))
         losses = self.mask_head.losses(logits[: len(own)], foreground)
         return losses, (distilled, logits[len(own) :])
-
-    def inference(
-        self, batched_inputs: list[dict[str, torch.Tensor]], do_postprocess: bool = True
-    ) -> list:
-        """
-        Detect with the modules of :meth:`detectors`, each keeping its classes; detections of all
-        modules are concatenated (their classes are disjoint, so the per-class NMS of each module
-        is the per-class NMS of the union) and the top-K by score kept; the unique mask head then
-        segments the final boxes.
-
-        Returns:
-            As :meth:`GeneralizedRCNN.inference`: per image ``{"instances": Instances}`` with
-            ``pred_boxes``, ``scores``, ``pred_classes`` (and ``pred_masks``).
-        """
-        assert not self.training
-        images = self.preprocess_image(batched_inputs)
-        features = self.backbone(images.tensor)
-        detectors = self.detectors()
-        rpns = [module.proposal_generator for module, _ in detectors]
-        if self.inference_rpn == "latest":
-            rpns = [self.task_modules[-1].proposal_generator]
-        anchors, proposals = None, []
-        for rpn in rpns:  # the anchors of the first RPN serve all
-            anchor_outputs = rpn.predict_anchors(features, anchors)
-            anchors = anchor_outputs.anchors
-            proposals.append(rpn(images, features, anchor_outputs=anchor_outputs)[0])
-        if len(proposals) < len(detectors):  # "latest": one RPN proposes for all modules
-            proposals = proposals * len(detectors)
-        detections = [
-            module.roi_heads.detect(features, p, classes)
-            for (module, classes), p in zip(detectors, proposals, strict=True)
-        ]
-        top_k = self.task_modules[-1].box_predictor.test_topk_per_image
-        results = [_merge(per_image, top_k) for per_image in zip(*detections, strict=True)]
-        if self.mask_head is not None:
-            results = self._segment(features, results, detectors)
-        if do_postprocess:
-            return GeneralizedRCNN._postprocess(results, batched_inputs, images.image_sizes)
-        return results
-
-    def _segment(
-        self,
-        features: dict[str, torch.Tensor],
-        results: list[Instances],
-        detectors: list[tuple[TaskModule, tuple[int, int]]],
-    ) -> list[Instances]:
-        """
-        Add ``pred_masks`` to the detections with the unique mask head; C4 with
-        ``c4_mask_features`` "own": each box through the res5 of the detector that found it.
-        """
-        boxes = [r.pred_boxes for r in results]
-        if self.mask_head.pooler is not None or self.c4_mask_features == "latest":
-            roi_features = self.mask_head.roi_features(features, boxes, self.task_modules[-1])
-            return self.mask_head(roi_features, results)
-        ends = torch.tensor([end for _, (_, end) in detectors], device=self.device)
-        owners = torch.cat([torch.bucketize(r.pred_classes, ends, right=True) for r in results])
-        roi_features = None
-        for j, (module, _) in enumerate(detectors):
-            mine = (owners == j).split([len(r) for r in results])
-            part = self.mask_head.roi_features(
-                features, [b[m] for b, m in zip(boxes, mine, strict=True)], module
-            )
-            if roi_features is None:
-                roi_features = part.new_zeros((len(owners),) + part.shape[1:])
-            roi_features[owners == j] = part
-        return self.mask_head(roi_features, results)
-
-
-def _merge(detections: list[Instances], top_k: int) -> Instances:
-    """Concatenate one image's detections of several modules and keep the top-K by score."""
-    if len(detections) == 1:
-        return detections[0]
-    merged = Instances.cat(list(detections))
-    order = merged.scores.argsort(descending=True)
-    return merged[order[:top_k] if top_k >= 0 else order]
-
-
-def _single_module(inference_modules: str) -> int | None:
-    """t of ``MODEL.YKD.INFERENCE.MODULES`` "module<t>" (module t alone), else None."""
-    suffix = inference_modules.removeprefix("module")
-    return int(suffix) if suffix != inference_modules and suffix.isdigit() else None
