@@ -1,24 +1,32 @@
+#!/usr/bin/env python
 """
-Median training-iteration time of YKDRCNN at step 1 for fine-tuning (no teacher), Y-KD (teacher on
-the shared trunk), separate-teacher KD (the teacher runs its own trunk) and Y-KD with interactive
-feature KD (a 3-stage loss schedule costs what Y-KD does: it only reweights), measured side by side
-(round-robin, so that the load of a shared machine hits all alike), and inference time with 1, 2
-and 4 task modules ("all" modules). Goals: Y-KD / fine-tuning <= 1.15, inference(4) / (1) <= 1.3.
+What Y-KD costs: the training-iteration time of YKDRCNN at step 1 for fine-tuning (no teacher),
+Y-KD (the teacher's heads on the student's trunk), separate-teacher KD (ILOD/MMA: the teacher runs
+its own trunk) and Y-KD with interactive feature KD, and the inference time of Dynamic Y-KD with
+1, 2 and 4 task modules, measured side by side (round-robin over the configurations, on the same
+inputs), with a per-component breakdown and each training configuration's peak memory.
 
-    python bench/step_time.py [--quick] [--config-file configs/base/....yaml] [--threads 2]
-        [--mask-per-image 8] [--inference-rpn latest]
+    python bench/step_time.py [--model slim|voc|coco|all] [--quick] [--threads 2]
+        [--batch N] [--mask-per-image 8] [--inference-rpn latest] [--no-memory]
 
-The model is that of ``--config-file``, by default ykd's slim CPU model
-(``configs/base/mask_rcnn_slim_fpn_cpu.yaml``).
+Models (random initialisation, at their real input size, on ``--device``, default cpu):
+``slim`` ykd's CPU model (configs/base/mask_rcnn_slim_fpn_cpu.yaml, 128 px, batch 2), ``voc`` the
+VOC/SBD paper-parity R-50-C4 (configs/base/mask_rcnn_R_50_C4_voc.yaml, 800 x 1066, batch 1) and
+``coco`` the COCO R-50-FPN (configs/base/mask_rcnn_R_50_FPN_coco.yaml, 800 x 1066, batch 1).
+Memory: each training configuration runs one iteration in a fresh process; its peak RSS (and the
+CUDA peak on a GPU) is reported.
 
 OpenMP threads sleep at barriers (OMP_WAIT_POLICY=PASSIVE unless set): spinning threads made
 iterations take seconds instead of milliseconds on a shared, busy CPU.
 """
 
 import argparse
+import multiprocessing
 import os
 import statistics
+import sys
 import time
+from dataclasses import dataclass
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP
 
@@ -28,34 +36,75 @@ from detectron2.modeling import build_model  # noqa: E402
 from detectron2.structures import BitMasks, Boxes, Instances  # noqa: E402
 from detectron2.utils.events import EventStorage  # noqa: E402
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
 import ykd.modeling  # noqa: E402, F401  (registration)
+from bench.component_times import (  # noqa: E402
+    ComponentTimer,
+    inference_components,
+    training_components,
+)
 from ykd.config import add_ykd_config  # noqa: E402
 
 TRAIN_METHODS = ("fine-tuning", "y-kd", "separate-teacher", "y-kd+interactive")
 INFERENCE_MODULES = (1, 2, 4)
 
 
-SLIM_CPU_CONFIG = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    "configs",
-    "base",
-    "mask_rcnn_slim_fpn_cpu.yaml",
-)
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model of the benchmark: its config, input size and task split."""
+
+    config: str
+    height: int
+    width: int
+    batch: int
+    train_tasks: tuple[int, ...]
+    """Classes per task of the training step (step 1: old, new)."""
+    first_task: int
+    later_task: int
+    """Inference with n modules: ``[first_task] + [later_task] * (n - 1)`` classes per task."""
+    goals: tuple[float, float]
+    """Goals of Y-KD / fine-tuning and inference 4 / 1 modules."""
 
 
-def model_cfg(config_file: str):
-    """``config_file`` merged on ykd's defaults."""
+def _config(*parts: str) -> str:
+    return os.path.join(REPO, "configs", "base", *parts)
+
+
+MODELS = {
+    "slim": ModelSpec(
+        _config("mask_rcnn_slim_fpn_cpu.yaml"), 128, 128, 2, (10, 5), 10, 5, (1.3, 1.3)
+    ),
+    "voc": ModelSpec(
+        _config("mask_rcnn_R_50_C4_voc.yaml"), 800, 1066, 1, (15, 5), 15, 1, (1.2, 1.15)
+    ),
+    "coco": ModelSpec(
+        _config("mask_rcnn_R_50_FPN_coco.yaml"), 800, 1066, 1, (40, 40), 40, 10, (1.2, 1.15)
+    ),
+}
+
+
+def model_cfg(spec: ModelSpec, args):
+    """The model's config merged on ykd's defaults, with the command line's overrides."""
     cfg = get_cfg()
     add_ykd_config(cfg)
-    cfg.merge_from_file(config_file)
+    cfg.merge_from_file(spec.config)
+    cfg.MODEL.DEVICE = args.device
+    cfg.MODEL.WEIGHTS = ""
+    if args.mask_per_image is not None:
+        cfg.MODEL.YKD.KD_PROPOSALS.MASK_PER_IMAGE = args.mask_per_image
+    cfg.MODEL.YKD.INFERENCE.RPN = args.inference_rpn
     return cfg
 
 
 def build(cfg, classes_per_task: list[int], method: str = "y-kd"):
+    """YKDRCNN with ``classes_per_task``, its step-1 losses those of ``method``."""
     cfg = cfg.clone()
     cfg.MODEL.YKD.NUM_CLASSES_PER_TASK = classes_per_task
     cfg.MODEL.ROI_HEADS.NUM_CLASSES = sum(classes_per_task)
     cfg.MODEL.YKD.TEACHER = "separate" if method == "separate-teacher" else "shared"
+    cfg.MODEL.YKD.TRUNK_KD.WEIGHT = 0.0  # the same KD terms for both teachers
     if method == "fine-tuning":
         for key in ("CLS", "BOX", "MASK", "RPN"):
             cfg.MODEL.YKD.KD_WEIGHTS[key] = 0.0
@@ -66,19 +115,21 @@ def build(cfg, classes_per_task: list[int], method: str = "y-kd"):
     return build_model(cfg)
 
 
-def make_inputs(num_images: int, size: int, classes: range, seed: int) -> list[dict]:
-    """Random images with 3 rectangular instances each, of classes drawn from ``classes``."""
+def make_inputs(spec: ModelSpec, classes: range, seed: int) -> list[dict]:
+    """``spec.batch`` random images with 3 rectangular instances each, classes from ``classes``."""
     generator = torch.Generator().manual_seed(seed)
+    h, w = spec.height, spec.width
     inputs = []
-    for _ in range(num_images):
-        image = torch.rand(3, size, size, generator=generator) * 255
-        corners = torch.randint(0, size // 2, (3, 2), generator=generator)
-        sides = torch.randint(size // 8, size // 2, (3, 2), generator=generator)
-        boxes = torch.cat([corners, corners + sides], dim=1).float()
-        masks = torch.zeros(3, size, size, dtype=torch.bool)
-        for i, (x0, y0, x1, y1) in enumerate(boxes.int().tolist()):
-            masks[i, y0:y1, x0:x1] = True
-        instances = Instances((size, size))
+    for _ in range(spec.batch):
+        image = torch.rand(3, h, w, generator=generator) * 255
+        x0 = torch.randint(0, w // 2, (3, 1), generator=generator)
+        y0 = torch.randint(0, h // 2, (3, 1), generator=generator)
+        sides = torch.randint(min(h, w) // 8, min(h, w) // 2, (3, 2), generator=generator)
+        boxes = torch.cat([x0, y0, x0 + sides[:, :1], y0 + sides[:, 1:]], dim=1).float()
+        masks = torch.zeros(3, h, w, dtype=torch.bool)
+        for i, (a, b, c, d) in enumerate(boxes.int().tolist()):
+            masks[i, b:d, a:c] = True
+        instances = Instances((h, w))
         instances.gt_boxes = Boxes(boxes)
         picks = torch.randint(0, len(classes), (3,), generator=generator)
         instances.gt_classes = torch.tensor([classes[i] for i in picks])
@@ -87,99 +138,201 @@ def make_inputs(num_images: int, size: int, classes: range, seed: int) -> list[d
     return inputs
 
 
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+def _synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
-def bench_training(cfg, repeats: int, warmup: int, batch: int, size: int) -> dict[str, float]:
-    """Median seconds of forward + backward + SGD step at step 1 of a 10-5 scenario, per method."""
-    models = {m: build(cfg, [10, 5], m).train() for m in TRAIN_METHODS}
-    optimizers = {
-        m: torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-        for m, model in models.items()
-    }
+def _train_step(model, optimizer, inputs, timer: ComponentTimer, device: str) -> None:
+    with timer.wrapping(training_components(model)):
+        with timer.section("other forward"):
+            losses = model(inputs)
+    with timer.section("backward"):
+        optimizer.zero_grad()
+        sum(losses.values()).backward()
+        _synchronize(device)
+    with timer.section("optimizer"):
+        optimizer.step()
+        _synchronize(device)
+
+
+def _optimizer(model):
+    return torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+
+
+def bench_training(spec: ModelSpec, cfg, repeats: int, warmup: int, device: str):
+    """
+    Per method: the median seconds of forward + backward + SGD step at step 1, and the mean
+    seconds of each component over the timed iterations.
+    """
+    old, new = spec.train_tasks
+    models = {m: build(cfg, [old, new], m).train() for m in TRAIN_METHODS}
+    optimizers = {m: _optimizer(model) for m, model in models.items()}
     times = {m: [] for m in TRAIN_METHODS}
+    components = {m: ComponentTimer() for m in TRAIN_METHODS}
     with EventStorage():
         for iteration in range(warmup + repeats):
-            inputs = make_inputs(batch, size, range(10, 15), seed=iteration)
+            inputs = make_inputs(spec, range(old, old + new), seed=iteration)
             for method, model in models.items():
-
-                def step(model=model, optimizer=optimizers[method], inputs=inputs):
-                    losses = model(inputs)
-                    optimizer.zero_grad()
-                    sum(losses.values()).backward()
-                    optimizer.step()
-
-                elapsed = _timed(step)
+                timer = components[method] if iteration >= warmup else ComponentTimer()
+                start = time.perf_counter()
+                _train_step(model, optimizers[method], inputs, timer, device)
                 if iteration >= warmup:
-                    times[method].append(elapsed)
-    return {m: statistics.median(t) for m, t in times.items()}
+                    times[method].append(time.perf_counter() - start)
+    medians = {m: statistics.median(t) for m, t in times.items()}
+    breakdown = {m: {k: v / repeats for k, v in c.seconds.items()} for m, c in components.items()}
+    return medians, breakdown
 
 
-def bench_inference(cfg, repeats: int, warmup: int, batch: int, size: int) -> dict[int, float]:
-    """Median seconds of inference ("all" modules) with 1, 2 and 4 task modules."""
-    models = {n: build(cfg, [10] + [5] * (n - 1)).eval() for n in INFERENCE_MODULES}
+def inference_tasks(spec: ModelSpec, modules: int) -> list[int]:
+    return [spec.first_task] + [spec.later_task] * (modules - 1)
+
+
+def bench_inference(spec: ModelSpec, cfg, repeats: int, warmup: int, device: str):
+    """Per number of task modules ("all"): median seconds of a batch, mean seconds per component."""
+    models = {n: build(cfg, inference_tasks(spec, n)).eval() for n in INFERENCE_MODULES}
     times = {n: [] for n in INFERENCE_MODULES}
+    components = {n: ComponentTimer() for n in INFERENCE_MODULES}
     with torch.no_grad():
         for iteration in range(warmup + repeats):
-            inputs = make_inputs(batch, size, range(10), seed=1000 + iteration)
+            inputs = make_inputs(spec, range(spec.first_task), seed=1000 + iteration)
             for n, model in models.items():
-                elapsed = _timed(lambda model=model, inputs=inputs: model(inputs))
+                timer = components[n] if iteration >= warmup else ComponentTimer()
+                start = time.perf_counter()
+                with timer.wrapping(inference_components(model)), timer.section("other"):
+                    model(inputs)
+                    _synchronize(device)
                 if iteration >= warmup:
-                    times[n].append(elapsed)
-    return {n: statistics.median(t) for n, t in times.items()}
+                    times[n].append(time.perf_counter() - start)
+    medians = {n: statistics.median(t) for n, t in times.items()}
+    breakdown = {n: {k: v / repeats for k, v in c.seconds.items()} for n, c in components.items()}
+    return medians, breakdown
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--config-file",
-        default=SLIM_CPU_CONFIG,
-        help="the model's YAML config (default: %(default)s)",
+def _vm_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def _peak_memory(name: str, method: str, args) -> dict[str, float]:
+    """In a fresh process: peak RSS (and CUDA peak) of one training iteration of ``method``."""
+    _set_threads(args)
+    spec = MODELS[name]
+    model = build(model_cfg(spec, args), list(spec.train_tasks), method).train()
+    optimizer = _optimizer(model)
+    inputs = make_inputs(spec, range(sum(spec.train_tasks)), seed=0)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets the peak RSS (VmHWM) to the current RSS
+    before = _vm_kib("VmRSS")
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    with EventStorage():
+        _train_step(model, optimizer, inputs, ComponentTimer(), args.device)
+    peak = {
+        "rss_peak_mib": _vm_kib("VmHWM") / 1024,
+        "rss_step_mib": (_vm_kib("VmHWM") - before) / 1024,
+    }
+    if args.device.startswith("cuda"):
+        peak["cuda_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return peak
+
+
+def bench_memory(name: str, args) -> dict[str, dict[str, float]]:
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1, maxtasksperchild=1) as pool:
+        return {m: pool.apply(_peak_memory, (name, m, args)) for m in TRAIN_METHODS}
+
+
+def _set_threads(args) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.backends.mkldnn.enabled = args.mkldnn
+
+
+def _breakdown_table(breakdown: dict, columns: list) -> list[str]:
+    names = sorted({k for b in breakdown.values() for k in b}, key=_component_order)
+    header = f"  {'ms':<27}" + "".join(f"{str(c):>18}" for c in columns)
+    rows = [header]
+    for name in names:
+        cells = "".join(f"{breakdown[c].get(name, 0.0) * 1000:18.1f}" for c in columns)
+        rows.append(f"  {name:<27}{cells}")
+    totals = "".join(f"{sum(breakdown[c].values()) * 1000:18.1f}" for c in columns)
+    return rows + [f"  {'total (mean)':<27}{totals}"]
+
+
+COMPONENT_ORDER = ("trunk", "teacher trunk", "RPN", "box heads", "mask head", "KD: teacher")
+
+
+def _component_order(name: str) -> tuple[int, str]:
+    index = next((i for i, p in enumerate(COMPONENT_ORDER) if name.startswith(p)), 99)
+    return index, name
+
+
+def run_model(name: str, args) -> str:
+    """Measure model ``name``; print its tables; return its one-line summary."""
+    spec = MODELS[name]
+    if args.batch:
+        spec = ModelSpec(**{**spec.__dict__, "batch": args.batch})
+    repeats, warmup = (args.repeats, 1) if args.repeats else ((2, 1) if args.quick else (10, 2))
+    cfg = model_cfg(spec, args)
+    print(
+        f"== {name}: {os.path.relpath(spec.config, REPO)}, {spec.batch} x {spec.height}x"
+        f"{spec.width} px, {torch.get_num_threads()} threads, {args.device}",
+        flush=True,
     )
-    parser.add_argument("--quick", action="store_true", help="few repeats (< 50 s)")
-    parser.add_argument("--batch", type=int, default=2, help="images per iteration")
-    parser.add_argument("--size", type=int, default=128, help="image side in pixels")
+    train, train_parts = bench_training(spec, cfg, repeats, warmup, args.device)
+    for method, seconds in train.items():
+        print(f"train  {method:<17} {seconds * 1000:9.1f} ms/iter (median of {repeats})")
+    print(*_breakdown_table(train_parts, list(TRAIN_METHODS)), sep="\n")
+    inference, inference_parts = bench_inference(spec, cfg, repeats, warmup, args.device)
+    for n, seconds in inference.items():
+        print(f"infer  {n} task module(s)    {seconds * 1000:9.1f} ms/batch (median of {repeats})")
+    print(*_breakdown_table(inference_parts, list(INFERENCE_MODULES)), sep="\n")
+    if not args.no_memory:
+        for method, peak in bench_memory(name, args).items():
+            cells = "  ".join(f"{k} {v:8.0f}" for k, v in peak.items())
+            print(f"memory {method:<17} {cells}")
+    ykd = train["y-kd"] / train["fine-tuning"]
+    separate = train["separate-teacher"] / train["fine-tuning"]
+    modules = inference[4] / inference[1]
+    ykd_goal, modules_goal = spec.goals
+    verdict = "met" if ykd <= ykd_goal and modules <= modules_goal else "missed"
+    return (
+        f"{name}: y-kd/ft={ykd:.2f} (goal <= {ykd_goal}) separate/ft={separate:.2f}"
+        f" interactive/y-kd={train['y-kd+interactive'] / train['y-kd']:.2f}"
+        f" infer4/infer1={modules:.2f} (goal <= {modules_goal}) goals {verdict};"
+        f" batch {spec.batch}x{spec.height}x{spec.width} threads {torch.get_num_threads()}"
+        f" mask_per_image {cfg.MODEL.YKD.KD_PROPOSALS.MASK_PER_IMAGE}"
+        f" inference_rpn {args.inference_rpn}"
+    )
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="slim", choices=[*MODELS, "all"])
+    parser.add_argument("--quick", action="store_true", help="2 timed iterations (slim < 1 min)")
+    parser.add_argument("--repeats", type=int, default=0, help="timed iterations (0: by --quick)")
+    parser.add_argument("--batch", type=int, default=0, help="images per iteration (0: model's)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    parser.add_argument("--device", default="cpu", help="cfg.MODEL.DEVICE")
     parser.add_argument("--mkldnn", action="store_true", help="keep oneDNN (slow on new shapes)")
     parser.add_argument(
-        "--mask-per-image", type=int, default=-1, help="MODEL.YKD.KD_PROPOSALS.MASK_PER_IMAGE"
+        "--mask-per-image", type=int, default=None, help="MODEL.YKD.KD_PROPOSALS.MASK_PER_IMAGE"
     )
     parser.add_argument(
         "--inference-rpn", default="per_task", help="MODEL.YKD.INFERENCE.RPN (per_task, latest)"
     )
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.backends.mkldnn.enabled = args.mkldnn
-    repeats, warmup = (3, 1) if args.quick else (20, 3)
-    cfg = model_cfg(args.config_file)
-    cfg.MODEL.YKD.KD_PROPOSALS.MASK_PER_IMAGE = args.mask_per_image
-    cfg.MODEL.YKD.INFERENCE.RPN = args.inference_rpn
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    return parser.parse_args(argv)
 
-    train = bench_training(cfg, repeats, warmup, args.batch, args.size)
-    for method, seconds in train.items():
-        print(f"train  {method:<17} {seconds * 1000:8.1f} ms/iter (median of {repeats})")
-    inference = bench_inference(cfg, repeats, warmup, args.batch, args.size)
-    for n, seconds in inference.items():
-        print(f"infer  {n} task module(s)     {seconds * 1000:8.1f} ms/batch (median of {repeats})")
-    ykd = train["y-kd"] / train["fine-tuning"]
-    separate = train["separate-teacher"] / train["fine-tuning"]
-    interactive = train["y-kd+interactive"] / train["y-kd"]
-    modules = inference[4] / inference[1]
-    print(f"ratio  y-kd / fine-tuning             {ykd:.3f}  (goal <= 1.15)")
-    print(f"ratio  separate-teacher / fine-tuning {separate:.3f}")
-    print(f"ratio  y-kd+interactive / y-kd        {interactive:.3f}")
-    print(f"ratio  inference 4 / 1 modules        {modules:.3f}  (goal <= 1.3)")
-    verdict = "OK" if ykd <= 1.15 and modules <= 1.3 else "GOAL MISSED"
-    print(
-        f"step_time: y-kd/ft={ykd:.2f} separate/ft={separate:.2f}"
-        f" interactive/y-kd={interactive:.2f} infer4/infer1={modules:.2f}"
-        f" batch={args.batch}x{args.size}px threads={torch.get_num_threads()}"
-        f" mask_per_image={args.mask_per_image} inference_rpn={args.inference_rpn} {verdict}"
-    )
+
+def main(argv=None) -> list[str]:
+    args = parse_args(argv)
+    _set_threads(args)
+    names = list(MODELS) if args.model == "all" else [args.model]
+    summaries = [run_model(name, args) for name in names]
+    print("step_time:", *summaries, sep="\n  ")
+    return summaries
 
 
 if __name__ == "__main__":
