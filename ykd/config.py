@@ -192,8 +192,9 @@ def _add_kd_cls_config(cfg: CN) -> None:
     cfg.MODEL.YKD.KD_CLS.SINKD.ITERS = 20
     # Weight of a forward-KL term added to the Sinkhorn cost (0 = Sinkhorn alone).
     cfg.MODEL.YKD.KD_CLS.SINKD.KL_WEIGHT = 0.0
-    # Transport between the ROIs of each image rather than of the whole batch (SinKD: the batch).
-    cfg.MODEL.YKD.KD_CLS.SINKD.PER_IMAGE = False
+    # Transport between the ROIs of each image: SinKD's minibatch of tens of samples is here the
+    # tens of distillation ROIs of one input, at a cost O(sum R_i²) instead of the batch's O(R²).
+    cfg.MODEL.YKD.KD_CLS.SINKD.PER_IMAGE = True
 
     cfg.MODEL.YKD.KD_CLS.NKD = CN()
     # Weight γ of NKD's normalised non-target term (Yang et al. 2023: γ = 1.5); NKD's λ is TEMPERATURE.

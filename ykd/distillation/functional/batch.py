@@ -44,67 +44,79 @@ def _pad_groups(x: Tensor, sizes: list[int]) -> Tensor:
     return torch.stack([F.pad(g, (0, 0, 0, n_max - g.shape[0])) for g in torch.split(x, sizes)])
 
 
-def _log_uniform_weights(sizes: list[int], like: Tensor) -> Tensor:
-    """(G, n_max) log-marginals: -log n_g on the rows of group g, -inf on padding."""
+def _uniform_marginals(sizes: list[int], like: Tensor) -> Tensor:
+    """(G, n_max) marginals: 1 / n_g on the rows of group g, 0 on padding."""
     n_max = max(sizes)
-    log_w = like.new_full((len(sizes), n_max), -math.inf)
+    if all(n == n_max for n in sizes):
+        return like.new_full((len(sizes), n_max), 1.0 / n_max)
+    w = like.new_zeros((len(sizes), n_max))
     for i, n in enumerate(sizes):
-        log_w[i, :n] = -math.log(n)
-    return log_w
+        w[i, :n] = 1.0 / n
+    return w
 
 
-def _lse_matvec(kernel: Tensor, x: Tensor) -> Tensor:
+def _matvec(kernel: Tensor, x: Tensor) -> Tensor:
     """
-    log sum_j kernel_ij exp(x_j), batched: the log-sum-exp of log(kernel_ij) + x_j stabilised by
-    max_j x_j, as a mat-vec. Exact in floating point when every kernel entry is a normal number.
+    Batched mat-vec sum_j kernel_ij x_j.
 
     Args:
-        kernel: (G, n, n) positive.
-        x: (G, n) log-weights (-inf on padding).
+        kernel: (G, n, n), possibly a transposed view.
+        x: (G, n).
+
+    Returns:
+        (G, n).
     """
-    shift = x.amax(dim=1, keepdim=True)
-    weights = (x - shift).exp()
     if kernel.shape[0] == 1:  # one group: a BLAS mat-vec (CPU bmm of mat-vecs is much slower)
-        sums = torch.mv(kernel[0], weights[0]).unsqueeze(0)
-    else:
-        sums = (kernel * weights.unsqueeze(1)).sum(dim=2)
-    return shift + sums.log()
+        return torch.mv(kernel[0], x[0]).unsqueeze(0)
+    return (kernel * x.unsqueeze(1)).sum(dim=2)
 
 
-def _sinkhorn_log_potentials(
-    log_kernel: Tensor, log_w: Tensor, iters: int, kernel_floor: float
-) -> tuple[Tensor, Tensor]:
+def _sinkhorn(
+    log_kernel: Tensor, w: Tensor, iters: int, kernel_floor: float
+) -> tuple[Tensor, Tensor, Tensor]:
     """
-    Sinkhorn iterations on log-potentials, with marginals exp(log_w) on both sides; each iteration
-    scales the rows (f), then the columns (g), so the plan's column sums are exact.
+    Sinkhorn iterations with marginals w on both sides, each scaling the rows, then the columns, so
+    the plan's column sums are exact. The plan is P_ij = w_i u_i K_ij w_j v_j for K = exp(log_kernel)
+    and scalings u, v relative to the marginals, from v = 1: u = 1 / (K diag(w) v), then
+    v = 1 / (K^T diag(w) u). u and v are finite and positive on the padding too (w = 0 there keeps
+    the padding out of the sums), so log(P_ij / (w_i w_j)) = log_kernel_ij + log u_i + log v_j is
+    finite everywhere.
 
-    The log-sum-exps over a row or column of log_kernel + potential are mat-vecs with the kernel
-    exp(log_kernel) (a shift by the potential's max keeps the exponentials <= 1) when the kernel's
-    entries are bounded below by a normal number, i.e. ``kernel_floor`` > log(finfo.tiny); otherwise a
-    full ``torch.logsumexp`` per update.
+    The iterations run on u and v themselves (two mat-vecs and two reciprocals each) when these
+    provably stay normal numbers: the map from v to the next v is monotone and commutes with
+    scaling, so an iterate lies between c v* and c' v* for a fixed point v* whenever the start does;
+    log K in [-D, 0] (D = -kernel_floor) gives log v* a spread <= D, hence exp(-D) <= v <= exp(D),
+    and u, v and the mat-vecs stay in [exp(-2 D), exp(2 D)]. Otherwise (fp32: ε <= 0.05 at C <= 2)
+    they run on log u and log v with ``torch.logsumexp``.
 
     Args:
         log_kernel: (G, n, n) -C / ε.
-        log_w: (G, n) log-marginals (-inf on padding).
+        w: (G, n) marginals (1 / n_g, 0 on padding).
         iters: number of (row, column) update pairs.
         kernel_floor: a lower bound of ``log_kernel`` (-max C / ε).
 
     Returns:
-        Log-potentials f, g (G, n) such that P = exp(log_kernel + f_i + g_j).
+        The plan P (G, n, n), log u and log v (G, n).
     """
-    # Any constant start on the real columns gives the same plans; -inf keeps the padding out.
-    f = g = log_w
-    if kernel_floor > math.log(torch.finfo(log_kernel.dtype).tiny) + 8.0:
+    if 2.0 * kernel_floor > math.log(torch.finfo(log_kernel.dtype).tiny) + 8.0:
         kernel = log_kernel.exp()
-        kernel_t = kernel.transpose(1, 2).contiguous()
+        rows = kernel * w.unsqueeze(1)  # K diag(w)
+        cols = kernel.transpose(1, 2) * w.unsqueeze(1)  # K^T diag(w)
+        v = torch.ones_like(w)
         for _ in range(iters):
-            f = log_w - _lse_matvec(kernel, g)
-            g = log_w - _lse_matvec(kernel_t, f)
-    else:
-        for _ in range(iters):
-            f = log_w - torch.logsumexp(log_kernel + g.unsqueeze(1), dim=2)
-            g = log_w - torch.logsumexp(log_kernel + f.unsqueeze(2), dim=1)
-    return f, g
+            u = _matvec(rows, v).reciprocal()
+            v = _matvec(cols, u).reciprocal()
+        plan = rows * (w * u).unsqueeze(2) * v.unsqueeze(1)
+        return plan, u.log(), v.log()
+    log_w = w.log()
+    log_rows = log_kernel + log_w.unsqueeze(1)
+    log_cols = log_kernel.transpose(1, 2) + log_w.unsqueeze(1)
+    log_v = torch.zeros_like(w)
+    for _ in range(iters):
+        log_u = -torch.logsumexp(log_rows + log_v.unsqueeze(1), dim=2)
+        log_v = -torch.logsumexp(log_cols + log_u.unsqueeze(1), dim=2)
+    plan = (log_rows + (log_w + log_u).unsqueeze(2) + log_v.unsqueeze(1)).exp()
+    return plan, log_u, log_v
 
 
 def sinkd_loss(
@@ -138,10 +150,12 @@ def sinkd_loss(
 
     The gradient is the plan held fixed, dL/dC = P (the envelope theorem, exact at convergence),
     not the derivative through the iterations that SinKD's autograd takes: the iterations run
-    without autograd, in O(n²) memory. They work on log-potentials in at least fp32; their
-    log-sum-exps are mat-vecs with the kernel K, exact because C <= 2 keeps K above exp(-2/ε), a
-    normal fp32 number for ε >= 0.025; smaller ε falls back to full log-sum-exps. ``kl_weight``
-    adds the per-sample forward KL (:func:`kl_loss`).
+    without autograd, in O(n²) memory and at least fp32, on the scalings u, v of the plan
+    P = diag(a u) K diag(b v): mat-vecs with K, whose results C <= 2 keeps within
+    [exp(-4/ε), exp(4/ε)], normal fp32 numbers for ε > 0.05 (smaller ε iterates log u and log v
+    with log-sum-exps). The value is ε (sum_i P_i. log u_i + sum_j P_.j log v_j), which is L since
+    log(P_ij / (a_i b_j)) = -C_ij / ε + log u_i + log v_j. ``kl_weight`` adds the per-sample forward
+    KL (:func:`kl_loss`).
 
     The loss compares the two sets of distributions: permuting the student's rows alone (within a
     group) leaves it unchanged. Teachers with -inf logits (masked classes) give finite values.
@@ -173,15 +187,16 @@ def sinkd_loss(
     # Rows: the student's samples, columns: the teacher's (SinKD's orientation).
     cost = torch.cdist(_pad_groups(p_s, sizes), _pad_groups(p_t, sizes), p=1)
     with torch.no_grad():
-        log_w = _log_uniform_weights(sizes, cost)
-        log_kernel = cost / -eps
+        w = _uniform_marginals(sizes, cost)
         # Costs between probability vectors (or a zero padding row) are at most 2.
-        f, g = _sinkhorn_log_potentials(log_kernel, log_w, iters, kernel_floor=-2.0 / eps)
-        log_plan = log_kernel + f.unsqueeze(2) + g.unsqueeze(1)
-        plan = log_plan.exp()
-        log_ratio = log_plan - log_w.unsqueeze(2) - log_w.unsqueeze(1)
-        entropic = eps * torch.where(plan > 0, plan * log_ratio, 0.0).sum(dim=(1, 2))
-    loss = (plan * cost).sum(dim=(1, 2)) + entropic
+        plan, log_u, log_v = _sinkhorn(cost / -eps, w, iters, kernel_floor=-2.0 / eps)
+        # <P, C> + ε KL(P || w w^T) = ε (sum_i P_i. log u_i + sum_j P_.j log v_j), from
+        # log(P_ij / (w_i w_j)) = -C_ij / ε + log u_i + log v_j.
+        row_sums, col_sums = plan.sum(dim=2), plan.sum(dim=1)
+        value = eps * ((row_sums * log_u).sum(dim=1) + (col_sums * log_v).sum(dim=1))
+    transport = (plan * cost).sum(dim=(1, 2))
+    # The objective's value, with the gradient of <P, C> at the plan held fixed.
+    loss = value + (transport - transport.detach())
     if kl_weight:
         per_sample = kl_loss(
             student_logits, teacher_logits, temperature=temperature, reduction="none"
