@@ -32,7 +32,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(VPY) bench/model_speed.py
 	$(VPY) bench/kd_losses.py
-	$(VPY) bench/step_time.py --config-file configs/base/mask_rcnn_slim_fpn_cpu.yaml
+	$(VPY) bench/step_time.py --model slim
 
 # All methods on the synthetic 15-5, 19-1, 15-1 and 10-10 scenarios, 3 seeds of ft, mma_plus, ykd and
 # dynamic_ykd (hours on 2 CPU cores, docs/benchmark.md; a rerun skips finished steps), then the

@@ -7,7 +7,7 @@ its own trunk) and Y-KD with interactive feature KD, and the inference time of D
 inputs), with a per-component breakdown and each training configuration's peak memory.
 
     python bench/step_time.py [--model slim|voc|coco|all] [--quick] [--threads 2]
-        [--batch N] [--mask-per-image 8] [--inference-rpn latest] [--no-memory]
+        [--batch N] [--size HxW] [--mask-per-image 8] [--inference-rpn latest] [--no-memory]
 
 Models (random initialisation, at their real input size, on ``--device``, default cpu):
 ``slim`` ykd's CPU model (configs/base/mask_rcnn_slim_fpn_cpu.yaml, 128 px, batch 2), ``voc`` the
@@ -85,6 +85,17 @@ MODELS = {
 }
 
 
+def model_spec(name: str, args) -> ModelSpec:
+    """Model ``name`` with the command line's batch and input size."""
+    spec = MODELS[name]
+    if args.batch:
+        spec = ModelSpec(**{**spec.__dict__, "batch": args.batch})
+    if args.size:
+        height, width = (int(side) for side in args.size.split("x"))
+        spec = ModelSpec(**{**spec.__dict__, "height": height, "width": width})
+    return spec
+
+
 def model_cfg(spec: ModelSpec, args):
     """The model's config merged on ykd's defaults, with the command line's overrides."""
     cfg = get_cfg()
@@ -92,6 +103,9 @@ def model_cfg(spec: ModelSpec, args):
     cfg.merge_from_file(spec.config)
     cfg.MODEL.DEVICE = args.device
     cfg.MODEL.WEIGHTS = ""
+    # Unit-variance inputs: a randomly initialised R-50 (FrozenBN, inputs of std 1 in its
+    # config) on raw pixel values gives non-finite boxes; the cost does not depend on the scale.
+    cfg.MODEL.PIXEL_STD = [64.0, 64.0, 64.0]
     if args.mask_per_image is not None:
         cfg.MODEL.YKD.KD_PROPOSALS.MASK_PER_IMAGE = args.mask_per_image
     cfg.MODEL.YKD.INFERENCE.RPN = args.inference_rpn
@@ -217,7 +231,7 @@ def _vm_kib(field: str) -> int:
 def _peak_memory(name: str, method: str, args) -> dict[str, float]:
     """In a fresh process: peak RSS (and CUDA peak) of one training iteration of ``method``."""
     _set_threads(args)
-    spec = MODELS[name]
+    spec = model_spec(name, args)
     model = build(model_cfg(spec, args), list(spec.train_tasks), method).train()
     optimizer = _optimizer(model)
     inputs = make_inputs(spec, range(sum(spec.train_tasks)), seed=0)
@@ -270,10 +284,9 @@ def _component_order(name: str) -> tuple[int, str]:
 
 def run_model(name: str, args) -> str:
     """Measure model ``name``; print its tables; return its one-line summary."""
-    spec = MODELS[name]
-    if args.batch:
-        spec = ModelSpec(**{**spec.__dict__, "batch": args.batch})
-    repeats, warmup = (args.repeats, 1) if args.repeats else ((2, 1) if args.quick else (10, 2))
+    spec = model_spec(name, args)
+    repeats = args.repeats or (2 if args.quick else 10)
+    warmup = args.warmup if args.warmup >= 0 else (1 if args.quick or args.repeats else 2)
     cfg = model_cfg(spec, args)
     print(
         f"== {name}: {os.path.relpath(spec.config, REPO)}, {spec.batch} x {spec.height}x"
@@ -312,7 +325,9 @@ def parse_args(argv=None):
     parser.add_argument("--model", default="slim", choices=[*MODELS, "all"])
     parser.add_argument("--quick", action="store_true", help="2 timed iterations (slim < 1 min)")
     parser.add_argument("--repeats", type=int, default=0, help="timed iterations (0: by --quick)")
+    parser.add_argument("--warmup", type=int, default=-1, help="untimed iterations (-1: 1 or 2)")
     parser.add_argument("--batch", type=int, default=0, help="images per iteration (0: model's)")
+    parser.add_argument("--size", default="", help="HxW input size in pixels ('': model's)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     parser.add_argument("--device", default="cpu", help="cfg.MODEL.DEVICE")
     parser.add_argument("--mkldnn", action="store_true", help="keep oneDNN (slow on new shapes)")
