@@ -36,6 +36,26 @@ def test_gradient_equals_torchvision(aligned, sampling_ratio, shape):
     torch.testing.assert_close(ours_grad, their_grad, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("sort", [True, False])
+def test_blocks_of_rois_and_an_image_without_any(sort):
+    """More ROIs per image than a block of the backward, in image order or not, and an image
+    (the middle one) without ROIs."""
+    generator = torch.Generator().manual_seed(7)
+    features = torch.randn(3, 4, 12, 10, dtype=torch.float64, generator=generator)
+    features.requires_grad_(True)
+    rois = _rois(150, 12, 10, images=2, generator=generator)
+    rois[:, 0] *= 2  # images 0 and 2
+    if sort:
+        rois = rois[rois[:, 0].argsort(stable=True)]
+    grad = torch.randn(150, 4, 5, 5, dtype=torch.float64, generator=generator)
+    ours = SeparableROIAlign((5, 5), 0.25, 0, True)(features, rois)
+    theirs = roi_align(features, rois, (5, 5), 0.25, 0, True)
+    (ours_grad,) = torch.autograd.grad(ours, features, grad)
+    (their_grad,) = torch.autograd.grad(theirs, features, grad)
+    assert torch.equal(ours_grad[1], torch.zeros_like(ours_grad[1]))
+    torch.testing.assert_close(ours_grad, their_grad, rtol=0, atol=1e-12)
+
+
 def test_no_rois_give_a_zero_gradient():
     features = torch.randn(2, 3, 8, 8, requires_grad=True)
     pooled = SeparableROIAlign((2, 2), 1.0, 0)(features, torch.zeros(0, 5))
