@@ -285,35 +285,44 @@ def _component_order(name: str) -> tuple[int, str]:
     return index, name
 
 
-def run_model(name: str, args) -> str:
-    """Measure model ``name``; print its tables; return its one-line summary."""
+def run_model(name: str, args) -> tuple[str, dict]:
+    """Measure model ``name``; print its tables; return its one-line summary and its record."""
     spec = model_spec(name, args)
     repeats = args.repeats or (2 if args.quick else 10)
     warmup = args.warmup if args.warmup >= 0 else (1 if args.quick or args.repeats else 2)
     cfg = model_cfg(spec, args)
-    print(
+    lines = []
+
+    def show(*rows):
+        lines.extend(rows)
+        print(*rows, sep="\n", flush=True)
+
+    show(
         f"== {name}: {os.path.relpath(spec.config, REPO)}, {spec.batch} x {spec.height}x"
-        f"{spec.width} px, {torch.get_num_threads()} threads, {args.device}",
-        flush=True,
+        f"{spec.width} px, {torch.get_num_threads()} threads, {args.device}"
     )
     train, train_parts = bench_training(spec, cfg, repeats, warmup, args.device)
-    for method, seconds in train.items():
-        print(f"train  {method:<17} {seconds * 1000:9.1f} ms/iter (median of {repeats})")
-    print(*_breakdown_table(train_parts, list(TRAIN_METHODS)), sep="\n")
+    show(
+        *(f"train  {m:<17} {t * 1000:9.1f} ms/iter (median of {repeats})" for m, t in train.items())
+    )
+    show(*_breakdown_table(train_parts, list(TRAIN_METHODS)))
     inference, inference_parts = bench_inference(spec, cfg, repeats, warmup, args.device)
-    for n, seconds in inference.items():
-        print(f"infer  {n} task module(s)    {seconds * 1000:9.1f} ms/batch (median of {repeats})")
-    print(*_breakdown_table(inference_parts, list(INFERENCE_MODULES)), sep="\n")
-    if not args.no_memory:
-        for method, peak in bench_memory(name, args).items():
-            cells = "  ".join(f"{k} {v:8.0f}" for k, v in peak.items())
-            print(f"memory {method:<17} {cells}")
+    show(
+        *(
+            f"infer  {n} task module(s)    {t * 1000:9.1f} ms/batch (median of {repeats})"
+            for n, t in inference.items()
+        )
+    )
+    show(*_breakdown_table(inference_parts, list(INFERENCE_MODULES)))
+    memory = {} if args.no_memory else bench_memory(name, args)
+    for method, peak in memory.items():
+        show(f"memory {method:<17} " + "  ".join(f"{k} {v:8.0f}" for k, v in peak.items()))
     ykd = train["y-kd"] / train["fine-tuning"]
     separate = train["separate-teacher"] / train["fine-tuning"]
     modules = inference[4] / inference[1]
     ykd_goal, modules_goal = spec.goals
     verdict = "met" if ykd <= ykd_goal and modules <= modules_goal else "missed"
-    return (
+    summary = (
         f"{name}: y-kd/ft={ykd:.2f} (goal <= {ykd_goal}) separate/ft={separate:.2f}"
         f" interactive/y-kd={train['y-kd+interactive'] / train['y-kd']:.2f}"
         f" infer4/infer1={modules:.2f} (goal <= {modules_goal}) goals {verdict};"
@@ -321,6 +330,28 @@ def run_model(name: str, args) -> str:
         f" mask_per_image {cfg.MODEL.YKD.KD_PROPOSALS.MASK_PER_IMAGE}"
         f" inference_rpn {args.inference_rpn}"
     )
+    record = {
+        "model": name,
+        "train_seconds": train,
+        "train_components": train_parts,
+        "inference_seconds": {str(n): t for n, t in inference.items()},
+        "inference_components": {str(n): c for n, c in inference_parts.items()},
+        "memory_mib": memory,
+        "summary": summary,
+        "text": "\n".join(lines),
+    }
+    return summary, record
+
+
+def write_record(record: dict, args, argv: list[str]) -> None:
+    """``bench/results/step_time_<model>[_rpn-latest].{json,md}`` with the command and commit."""
+    from bench.seed_tables import write_results
+
+    suffix = "_rpn-latest" if args.inference_rpn == "latest" else ""
+    stem = os.path.join(args.results_dir, f"step_time_{record['model']}{suffix}")
+    command = "python bench/step_time.py " + " ".join(argv)
+    text = f"```\n{record['text']}\n{record['summary']}\n```\n"
+    write_results(stem, text, command, {k: v for k, v in record.items() if k != "text"})
 
 
 def parse_args(argv=None):
@@ -343,14 +374,24 @@ def parse_args(argv=None):
         "--inference-rpn", default="per_task", help="MODEL.YKD.INFERENCE.RPN (per_task, latest)"
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    parser.add_argument(
+        "--write", action="store_true", help="write bench/results/step_time_<model>.{json,md}"
+    )
+    parser.add_argument("--results-dir", default=os.path.join(REPO, "bench", "results"))
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> list[str]:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     _set_threads(args)
     names = list(MODELS) if args.model == "all" else [args.model]
-    summaries = [run_model(name, args) for name in names]
+    summaries = []
+    for name in names:
+        summary, record = run_model(name, args)
+        summaries.append(summary)
+        if args.write:
+            write_record(record, args, argv)
     print("step_time:", *summaries, sep="\n  ")
     return summaries
 

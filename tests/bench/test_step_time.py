@@ -1,6 +1,7 @@
 """The cost benchmark of Y-KD (bench/step_time.py, bench/component_times.py) on tiny runs."""
 
 import itertools
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -57,9 +58,14 @@ def make_cfg():
     return tiny_cfg
 
 
-def test_one_iteration_per_configuration_prints_ratios_breakdown_and_memory(capsys):
-    summaries = step_time.main(["--model", "slim", "--repeats", "1", "--batch", "1"])
+def test_one_iteration_per_configuration_prints_ratios_breakdown_and_memory(capsys, tmp_path):
+    argv = ["--model", "slim", "--repeats", "1", "--batch", "1", "--write"]
+    summaries = step_time.main(argv + ["--results-dir", str(tmp_path)])
     out = capsys.readouterr().out
+    record = json.loads((tmp_path / "step_time_slim.json").read_text())
+    assert record["summary"] == summaries[0] and record["command"].startswith("python bench/")
+    assert set(record["memory_mib"]) == set(step_time.TRAIN_METHODS)
+    assert summaries[0] in (tmp_path / "step_time_slim.md").read_text()
     (summary,) = summaries
     assert summary.startswith("slim: y-kd/ft=") and "infer4/infer1=" in summary
     for method in step_time.TRAIN_METHODS:
