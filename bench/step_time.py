@@ -346,10 +346,15 @@ def run_model(name: str, args) -> tuple[str, dict]:
 
 
 def write_record(record: dict, args, argv: list[str]) -> None:
-    """``bench/results/step_time_<model>[_rpn-latest].{json,md}`` with the command and commit."""
+    """
+    ``bench/results/step_time_<model>[_rpn-latest][_mask<k>].{json,md}`` with the command and
+    commit.
+    """
     from bench.seed_tables import write_results
 
     suffix = "_rpn-latest" if args.inference_rpn == "latest" else ""
+    if args.mask_per_image is not None:
+        suffix += f"_mask{args.mask_per_image}"
     stem = os.path.join(args.results_dir, f"step_time_{record['model']}{suffix}")
     command = "python bench/step_time.py " + " ".join(argv)
     text = f"```\n{record['text']}\n{record['summary']}\n```\n"
