@@ -160,18 +160,19 @@ class YKDDistiller(nn.Module):
         (the model's loss weights, :func:`~ykd.modeling.loss_weights.loss_weight`) is positive too;
         a feature distiller's names when any of them is. Empty: the teacher need not run.
         """
-        feature_names = [name for kd in self.feature_kds.values() for name in kd.loss_names]
         return frozenset(
-            name
-            for name in [*self.loss_weights, *feature_names]
-            if loss_weight(name, model_weights) > 0
+            name for name in self._loss_names() if loss_weight(name, model_weights) > 0
         )
 
     def zero_losses(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
         """0 (a scalar of ``like``'s dtype and device) for every loss the distiller returns."""
-        feature_names = [name for kd in self.feature_kds.values() for name in kd.loss_names]
         zero = like.new_zeros(())
-        return {name: zero for name in [*self.loss_weights, *feature_names]}
+        return {name: zero for name in self._loss_names()}
+
+    def _loss_names(self) -> list[str]:
+        """Every loss the distiller returns: its terms of positive weight, its feature KDs'."""
+        feature_names = [name for kd in self.feature_kds.values() for name in kd.loss_names]
+        return [*self.loss_weights, *feature_names]
 
     def _needs_rois(self, terms: frozenset[str]) -> bool:
         roi_terms = {"loss_kd_cls", "loss_kd_box", "loss_kd_mask"}
