@@ -232,7 +232,8 @@ class YKDRCNN(MergedInference, nn.Module):
             In training, a dict of losses: the student's supervised losses (``loss_rpn_cls``,
             ``loss_rpn_loc``, ``loss_cls``, ``loss_box_reg``, ``loss_mask``) and, at steps t >= 1,
             the distillation terms with a positive weight (``loss_kd_*``; 0, not computed, where
-            :attr:`loss_weights` gives a term weight 0), all scaled by :attr:`loss_weights`. In inference, as :meth:`inference`.
+            :attr:`loss_weights` gives a term weight 0), all scaled by :attr:`loss_weights`. In
+            inference, as :meth:`inference`.
 
         Raises:
             NonFiniteLossError: in training, naming the non-finite loss terms (before any backward
@@ -247,7 +248,8 @@ class YKDRCNN(MergedInference, nn.Module):
         student = self.task_modules[-1]
         anchor_outputs = student.proposal_generator.predict_anchors(features)
         kd, teacher_features, terms = None, None, frozenset()
-        if self.distiller is not None and self.num_tasks > 1:
+        distilling = self.distiller is not None and self.num_tasks > 1
+        if distilling:
             # Terms of weight 0 under the loss weights (e.g. a stage's) are not computed.
             terms = self.distiller.computed_terms(self.loss_weights)
         if terms:
@@ -288,7 +290,7 @@ class YKDRCNN(MergedInference, nn.Module):
                     terms=terms,
                 )
             )
-        elif self.distiller is not None and self.num_tasks > 1:
+        elif distilling:
             losses.update(self.distiller.zero_losses(losses["loss_rpn_cls"]))
         losses = scale_losses(losses, self.loss_weights)
         check_finite_losses(losses)
