@@ -58,6 +58,10 @@ def _add_continual_config(cfg: CN) -> None:
     # Derived by the engine (like OUTPUT_DIR): the folder of the step 0 that this config shares with
     # every method of its scenario.
     cfg.CONTINUAL.STEP0_DIR = ""
+    # The held-out split evaluations use: "test" (the reported numbers) or "dev" (a development
+    # split for choosing settings without the test images; synthetic only). A dev evaluation of a
+    # finished step goes to its own folder (<step>/eval_dev/, eval-only); training needs "test".
+    cfg.CONTINUAL.TEST_SPLIT = "test"
     # Evaluation extras: the MMA/Y-KD papers' VOC AP (all-point, IoU .50:.05:.95) and the expected
     # calibration error of detection scores.
     cfg.CONTINUAL.EVAL_VOC_METRIC = False
@@ -76,6 +80,8 @@ def _add_synthetic_config(cfg: CN) -> None:
     # Number of generated training / validation images.
     cfg.SYNTHETIC.NUM_TRAIN = 2000
     cfg.SYNTHETIC.NUM_VAL = 300
+    # Number of images of the development split (CONTINUAL.TEST_SPLIT "dev"), generated on demand.
+    cfg.SYNTHETIC.NUM_DEV = 300
     # Side of the square synthetic images, in pixels.
     cfg.SYNTHETIC.IMAGE_SIZE = 128
     # Seed of the generator: the same seed gives byte-identical annotation files.
@@ -158,6 +164,13 @@ def _add_ykd_model_config(cfg: CN) -> None:
     cfg.MODEL.YKD.AVERAGING.MODE = "module"
     # A checkpoint whose trunk replaces the averaged model's (the authors' option); "" = none.
     cfg.MODEL.YKD.AVERAGING.TRUNK = ""
+    # The shared trunk (backbone with FPN) at the incremental steps (t >= 1), against its drift
+    # under the frozen old task modules (docs/benchmark.md, "Where Dynamic Y-KD loses").
+    cfg.MODEL.YKD.TRUNK = CN()
+    # Learning-rate factor of the trunk's parameters; 0 freezes the trunk (no gradient, eval mode).
+    cfg.MODEL.YKD.TRUNK.LR_FACTOR = 1.0
+    # Keep the trunk's BatchNorm layers in eval mode (their statistics those of earlier steps).
+    cfg.MODEL.YKD.TRUNK.FREEZE_NORM = False
 
 
 def _add_kd_cls_config(cfg: CN) -> None:

@@ -399,6 +399,20 @@ def test_synthetic_registration_is_lazy_and_first_load_generates(tmp_path, cfg_f
     assert labels(train) == expected_from_json(root / "train.json", range(10))
 
 
+def test_the_dev_split_is_registered_apart_from_the_test_split(tmp_path, cfg_factory):
+    root = tmp_path / "synthetic_cache"
+    cfg = cfg_factory("synthetic", str(root), scenario="15-5", step=1, test_split="dev")
+    cfg.SYNTHETIC.NUM_TRAIN, cfg.SYNTHETIC.NUM_VAL, cfg.SYNTHETIC.NUM_DEV = 6, 4, 5
+    datasets = register_step_datasets(cfg)
+    assert datasets.test_name == "synthetic_15-5_overlapped_step1_dev"
+    dev = DatasetCatalog.get(datasets.test_name)
+    assert (root / "dev_params.json").is_file()
+    assert labels(dev) == expected_from_json(root / "dev.json", range(20))
+    assert all(os.path.dirname(r["file_name"]) == str(root / "dev") for r in dev)
+    test = register_step_datasets(cfg_factory("synthetic", str(root), scenario="15-5", step=1))
+    assert test.test_name == "synthetic_15-5_overlapped_step1_test"
+
+
 # ----------------------------------------------------------------------------------------------
 # Bad input
 
@@ -483,3 +497,10 @@ def test_invalid_config_registers_nothing(voc_root, cfg_factory, keys, fragments
 def test_step_argument_out_of_range(voc_root, cfg_factory):
     with pytest.raises(ScenarioError, match="from 0 to 2"):
         register_step_datasets(cfg_factory("voc_sbd", scenario="10-5"), step=3)
+
+
+def test_a_dev_split_the_dataset_lacks_or_an_unknown_split_is_refused(cfg_factory):
+    with pytest.raises(ValueError, match="has no dev split: set CONTINUAL.TEST_SPLIT"):
+        register_step_datasets(cfg_factory("voc_sbd", test_split="dev"))
+    with pytest.raises(ValueError, match="CONTINUAL.TEST_SPLIT must be 'test' or 'dev'"):
+        register_step_datasets(cfg_factory("synthetic", test_split="val"))

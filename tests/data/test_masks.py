@@ -171,7 +171,7 @@ def test_voc_sbd_loader_gives_the_masks_to_the_mapper(tmp_path, monkeypatch, kin
     write_voc_sbd(tmp_path, kind)
     source = build_source(_voc_cfg(mask_format))
     assert source.mask_format == mask_format
-    records = load_source_split(source, is_train=True)
+    records = load_source_split(source, "train")
     assert [r["image_id"] for r in records] == list(IMAGES)
     for record in records:
         annotations = record["annotations"]
@@ -187,7 +187,7 @@ def test_voc_sbd_loader_gives_the_masks_to_the_mapper(tmp_path, monkeypatch, kin
         expected = [_pixels(_rectangle(record["image_id"], i)) for i in range(len(annotations))]
         assert np.array_equal(bitmasks, np.stack(expected).astype(bool))
     # The test split keeps its masks as stored, for an exact evaluation.
-    test_records = load_source_split(source, is_train=False)
+    test_records = load_source_split(source, "test")
     segmentation = test_records[0]["annotations"][0]["segmentation"]
     assert isinstance(segmentation, list if kind == "polygon" else dict)
 

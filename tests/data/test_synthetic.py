@@ -203,3 +203,31 @@ def test_cli_module_entry_point(tmp_path):
     args = ["--out", out, "--num-train", "2", "--num-val", "1", "--image-size", "48"]
     subprocess.run([sys.executable, "-m", "ykd.data.synthetic", *args], check=True, env=env)
     assert len(_load(out, "train")["images"]) == 2
+
+
+def test_the_dev_split_is_drawn_apart_and_leaves_the_main_cache(tmp_path):
+    root = str(tmp_path / "cache")
+    params = {"num_train": 4, "num_val": 3, "image_size": 64, "seed": 0}
+    ensure_synthetic(root, **params)
+    main_files = [os.path.join(root, n) for n in ("train.json", "val.json", "params.json")]
+    stamps = [os.stat(f).st_mtime_ns for f in main_files]
+    synthetic.ensure_synthetic_dev(root, num_dev=3, image_size=64, seed=0)
+    assert [os.stat(f).st_mtime_ns for f in main_files] == stamps
+    dev = _load(root, "dev")
+    assert len(dev["images"]) == 3 and len(os.listdir(os.path.join(root, "dev"))) == 3
+    # Image i of dev is not image i of val (its own generator stream), and is reproducible.
+    dev_bytes = [_read(os.path.join(root, "dev", im["file_name"])) for im in dev["images"]]
+    val_images = _load(root, "val")["images"]
+    val_bytes = [_read(os.path.join(root, "val", im["file_name"])) for im in val_images]
+    assert not set(dev_bytes) & set(val_bytes)
+    again = str(tmp_path / "again")
+    synthetic.ensure_synthetic_dev(again, num_dev=3, image_size=64, seed=0)
+    assert _read(os.path.join(again, "dev.json")) == _read(os.path.join(root, "dev.json"))
+    assert not os.path.exists(os.path.join(again, "train.json"))
+    # A finished dev split is reused; other parameters regenerate it.
+    dev_stamp = os.stat(os.path.join(root, "dev.json")).st_mtime_ns
+    synthetic.ensure_synthetic_dev(root, num_dev=3, image_size=64, seed=0)
+    assert os.stat(os.path.join(root, "dev.json")).st_mtime_ns == dev_stamp
+    synthetic.ensure_synthetic_dev(root, num_dev=5, image_size=64, seed=0)
+    assert len(_load(root, "dev")["images"]) == 5
+    assert [os.stat(f).st_mtime_ns for f in main_files] == stamps

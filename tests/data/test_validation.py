@@ -251,7 +251,7 @@ def _source(json_file, image_root) -> DatasetSource:
 @pytest.mark.usefixtures("clean_catalogs")
 def test_loader_drops_what_the_report_drops(split):
     edit(split[0], _degenerate)
-    records = load_source_split(_source(*split), is_train=True)
+    records = load_source_split(_source(*split), "train")
     annotations = [a for r in records for a in r["annotations"]]
     assert len(records) == 3 and len(annotations) == 1
     assert annotations[0]["bbox"] == [12, 12, 8, 8] and annotations[0]["category_name"] == "dog"
@@ -262,7 +262,7 @@ def test_loader_drops_what_the_report_drops(split):
 def test_loader_stops_on_a_schema_error(split):
     edit(split[0], lambda c: ann(c, 1001).update(bbox=[1, 2]))
     with pytest.raises(DatasetValidationError, match="annotation id 1001 \\(image 1\\): 'bbox'"):
-        load_source_split(_source(*split), is_train=True)
+        load_source_split(_source(*split), "train")
 
 
 def test_missing_images_are_listed_with_their_count(tmp_path, split_writer):

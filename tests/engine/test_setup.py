@@ -84,6 +84,18 @@ def test_the_synthetic_schedule_is_shaped_like_mma(tmp_path, scenario, max_iter,
     assert (step0.SOLVER.MAX_ITER, step0.SOLVER.BASE_LR) == (2700, 0.02)
 
 
+@pytest.mark.parametrize(
+    "opts",
+    [
+        ("CONTINUAL.TEST_SPLIT", "dev", "SYNTHETIC.NUM_DEV", "7"),
+        ("MODEL.YKD.TRUNK.LR_FACTOR", "0.0", "MODEL.YKD.TRUNK.FREEZE_NORM", "True"),
+    ],
+)
+def test_the_eval_split_and_the_trunk_options_keep_step0(tmp_path, opts):
+    plain = _cfg(str(tmp_path), "15-1", 0).CONTINUAL.STEP0_DIR
+    assert _cfg(str(tmp_path), "15-1", 0, *opts).CONTINUAL.STEP0_DIR == plain
+
+
 def test_an_incremental_seed_keeps_step0_and_has_its_own_folder(tmp_path):
     seeded = ("CONTINUAL.INCREMENTAL_SEED", "2", "SEED", "5")
     step0 = _cfg(str(tmp_path), "15-5", 0, *seeded)

@@ -23,7 +23,8 @@ class StepDatasets:
         scenario: the parsed scenario.
         step: the step.
         class_order: every class name of the dataset in the scenario's order (index = class id).
-        train_name, test_name: registered dataset names of the step's training and test splits.
+        train_name, test_name: registered dataset names of the step's training and test splits
+            (the test split is the source's ``CONTINUAL.TEST_SPLIT``: "test" or "dev").
     """
 
     scenario: Scenario
@@ -62,6 +63,10 @@ def register_step_datasets(cfg, step: int | None = None) -> StepDatasets:
     scenario = parse_scenario(continual.SCENARIO, len(class_order))
     scenario.check_step(step)
     setting = check_setting(continual.SETTING)
+    test_split = continual.TEST_SPLIT
+    if test_split not in ("test", "dev"):
+        raise ValueError(f"CONTINUAL.TEST_SPLIT must be 'test' or 'dev', got {test_split!r}.")
+    source.split(test_split)  # a dev split that the dataset lacks fails here
 
     # Joint training only differs from the others after step 0 (step 0 labels all its classes).
     joint = bool(continual.JOINT) and step > 0
@@ -74,9 +79,9 @@ def register_step_datasets(cfg, step: int | None = None) -> StepDatasets:
         step=step,
         class_order=tuple(class_order),
         train_name=f"{prefix}_step{step}_train",
-        test_name=f"{prefix}_step{step}_test",
+        test_name=f"{prefix}_step{step}_" + ("test" if test_split == "test" else "dev"),
     )
-    for name, is_train in ((datasets.train_name, True), (datasets.test_name, False)):
+    for name, split in ((datasets.train_name, "train"), (datasets.test_name, test_split)):
         # The name does not tell the data's location (root, SYNTHETIC.*): replace an earlier
         # registration, so that the loader always reads the files of this config.
         if name in DatasetCatalog:
@@ -87,7 +92,7 @@ def register_step_datasets(cfg, step: int | None = None) -> StepDatasets:
             _load_step_split,
             source,
             datasets,
-            is_train=is_train,
+            split=split,
             setting=setting,
             joint=joint,
             name=name,
@@ -108,9 +113,9 @@ def register_step_datasets(cfg, step: int | None = None) -> StepDatasets:
 
 
 def _load_step_split(
-    source: DatasetSource, datasets: StepDatasets, *, is_train, setting, joint, name
+    source: DatasetSource, datasets: StepDatasets, *, split, setting, joint, name
 ) -> list[dict]:
-    records = load_source_split(source, is_train)
+    records = load_source_split(source, split)
     unknown = {a["category_name"] for r in records for a in r.get("annotations", [])} - set(
         datasets.class_order
     )
@@ -124,14 +129,14 @@ def _load_step_split(
         class_order=list(datasets.class_order),
         scenario=datasets.scenario,
         step=datasets.step,
-        is_train=is_train,
+        is_train=split == "train",
         setting=setting,
         joint=joint,
     )
     if not dicts:
-        split = "training" if is_train else "test"
+        what = "training" if split == "train" else split
         raise ScenarioError(
-            f"{name}: step {datasets.step} of scenario {datasets.scenario.name} has no {split}"
+            f"{name}: step {datasets.step} of scenario {datasets.scenario.name} has no {what}"
             f" image with its classes {datasets.scenario.task(datasets.step)}: use another"
             " scenario, class order or setting, or a larger dataset."
         )

@@ -15,6 +15,11 @@ The dataset is written once in COCO format under a cache folder::
     <root>/train/000001.png ...           images, ``file_name`` is relative to the split folder
     <root>/params.json                    generation parameters, written last: marks a finished cache
 
+A third, development split (``dev.json``, ``dev/``) is drawn the same way from ``(seed, "dev", index)``
+on request only (:func:`ensure_synthetic_dev`), with its own marker ``dev_params.json``: it is for
+choosing settings without looking at the validation (test) images, and never touches the cache of
+``train`` and ``val``.
+
 Command line: ``python -m ykd.data.synthetic --out DIR --num-train N --num-val M``.
 """
 
@@ -34,7 +39,13 @@ import pycocotools.mask as mask_util
 
 from ..utils import write_json_atomic
 
-__all__ = ["SYNTHETIC_CLASSES", "ensure_synthetic", "generate_synthetic", "main"]
+__all__ = [
+    "SYNTHETIC_CLASSES",
+    "ensure_synthetic",
+    "ensure_synthetic_dev",
+    "generate_synthetic",
+    "main",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +56,9 @@ SYNTHETIC_CLASSES: list[str] = [f"{colour}_{shape}" for shape in SHAPES for colo
 
 # Bump when the drawing changes, so that caches made by an older generator are regenerated.
 GENERATOR_VERSION = 1
-SPLIT_IDS = {"train": 0, "val": 1}
+SPLIT_IDS = {"train": 0, "val": 1, "dev": 2}
+# The splits of the main cache (params.json); "dev" has its own (dev_params.json).
+CACHE_SPLITS = ("train", "val")
 MAX_INSTANCES = 6
 # Shape extent as a fraction of the image size (12-60 px at 128 px), and its floor in pixels.
 SIZE_RANGE = (0.1, 0.47)
@@ -292,7 +305,7 @@ def _generate(root: str, params: dict) -> None:
     marker = os.path.join(root, "params.json")
     if os.path.exists(marker):
         os.remove(marker)
-    for split in SPLIT_IDS:
+    for split in CACHE_SPLITS:
         coco = _build_split(root, split, params[f"num_{split}"], params)
         write_json_atomic(os.path.join(root, f"{split}.json"), coco, indent=None)
     write_json_atomic(marker, params, indent=None)
@@ -307,7 +320,7 @@ def _is_finished(root: str, params: dict) -> bool:
     except (OSError, ValueError):
         return False
     return stored == params and all(
-        os.path.isfile(os.path.join(root, f"{split}.json")) for split in SPLIT_IDS
+        os.path.isfile(os.path.join(root, f"{split}.json")) for split in CACHE_SPLITS
     )
 
 
@@ -354,6 +367,36 @@ def ensure_synthetic(
     with _locked(root):
         if not _is_finished(root, params):
             _generate(root, params)
+
+
+def ensure_synthetic_dev(
+    root: str, num_dev: int = 300, image_size: int = 128, seed: int = 0
+) -> None:
+    """
+    Make sure ``root`` holds the development split (``dev.json``, ``dev/``) of ``num_dev`` images
+    drawn from ``(seed, "dev", index)``, generating it if its marker ``dev_params.json`` does not
+    match. The main cache (``train``, ``val``, ``params.json``) is left as it is; safe to call from
+    several processes at once, like :func:`ensure_synthetic`.
+    """
+    params = {
+        key: value
+        for key, value in _params(0, num_dev, image_size, seed).items()
+        if key not in ("num_train", "num_val")
+    }
+    params["num_dev"] = int(num_dev)
+    marker = os.path.join(root, "dev_params.json")
+    with _locked(root):
+        try:
+            with open(marker) as f:
+                if json.load(f) == params and os.path.isfile(os.path.join(root, "dev.json")):
+                    return
+        except (OSError, ValueError):
+            pass
+        if os.path.exists(marker):
+            os.remove(marker)
+        coco = _build_split(root, "dev", num_dev, params)
+        write_json_atomic(os.path.join(root, "dev.json"), coco, indent=None)
+        write_json_atomic(marker, params, indent=None)
 
 
 def main(argv: list[str] | None = None) -> None:

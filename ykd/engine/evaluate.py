@@ -18,7 +18,9 @@ def evaluation_target(cfg, weights: str | None = None) -> tuple[str, str]:
     """
     The checkpoint to evaluate for the step of ``cfg`` and the folder its ``eval.json`` goes to:
     the step's ``model_final.pth`` into the step's folder, or ``weights`` (e.g. an averaged
-    checkpoint) into ``<step folder>/eval_<name>/``.
+    checkpoint) into ``<step folder>/eval_<name>/``. On the dev split (``CONTINUAL.TEST_SPLIT``
+    "dev") the folders are ``<step folder>/eval_dev/`` and ``<step folder>/eval_<name>_dev/``: a
+    dev evaluation never replaces a test one.
 
     Raises:
         FileNotFoundError: the checkpoint does not exist (the message names the fix).
@@ -29,10 +31,11 @@ def evaluation_target(cfg, weights: str | None = None) -> tuple[str, str]:
         raise FileNotFoundError(
             f"--eval-only: no checkpoint {weights}; train this step first or set MODEL.WEIGHTS."
         )
+    dev = cfg.CONTINUAL.TEST_SPLIT == "dev"
     if os.path.abspath(weights) == os.path.abspath(final):
-        return weights, cfg.OUTPUT_DIR
+        return weights, os.path.join(cfg.OUTPUT_DIR, "eval_dev") if dev else cfg.OUTPUT_DIR
     stem = os.path.splitext(os.path.basename(weights))[0]
-    return weights, os.path.join(cfg.OUTPUT_DIR, f"eval_{stem}")
+    return weights, os.path.join(cfg.OUTPUT_DIR, f"eval_{stem}" + ("_dev" if dev else ""))
 
 
 def evaluate_checkpoint(trainer, cfg, weights: str, output_folder: str) -> dict:

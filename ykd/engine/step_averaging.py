@@ -79,9 +79,11 @@ def alpha_sweep(trainer, cfg, alphas: Sequence[float]) -> dict:
     The α sweep of the step of ``cfg``: :func:`evaluate_step_average` for each α into
     ``<step dir>/averaging/`` (``model_alpha<α>.pth``, ``eval_alpha<α>/eval.json``), then
     ``averaging.json`` (:func:`~ykd.checkpoint.sweep.sweep_record`), ``averaging.md`` and
-    ``averaging.png``. Returns the record.
+    ``averaging.png``; on the dev split (``CONTINUAL.TEST_SPLIT`` "dev") into
+    ``<step dir>/averaging_dev/``. Returns the record.
     """
-    folder = os.path.join(cfg.OUTPUT_DIR, "averaging")
+    dev = cfg.CONTINUAL.TEST_SPLIT == "dev"
+    folder = os.path.join(cfg.OUTPUT_DIR, "averaging_dev" if dev else "averaging")
     evaluations, checkpoints = [], []
     for alpha in alphas:
         label = alpha_label(alpha)

@@ -6,11 +6,14 @@ exact resume, and a step end whose last file is ``eval.json`` (``docs/failure_be
 import os
 import weakref
 
+import torch
 import torch.distributed as dist
 from detectron2.data import MetadataCatalog
 from detectron2.engine import AMPTrainer, DefaultTrainer, HookBase, SimpleTrainer, TrainerBase
 from detectron2.engine.defaults import create_ddp_model
 from detectron2.engine.hooks import EvalHook
+from detectron2.solver import get_default_optimizer_params
+from detectron2.solver.build import maybe_add_gradient_clipping
 from detectron2.utils import comm
 
 from ..checkpoint import YKDCheckpointer, make_ykd_meta
@@ -66,6 +69,12 @@ class ContinualTrainer(DefaultTrainer):
         # DefaultTrainer.__init__ is replaced, not extended: it wraps the model for GPUs only and
         # builds a checkpointer and loader that do not resume exactly. The order is its own.
         TrainerBase.__init__(self)
+        if cfg.CONTINUAL.TEST_SPLIT != "test":
+            raise ValueError(
+                f"CONTINUAL.TEST_SPLIT {cfg.CONTINUAL.TEST_SPLIT!r} is for evaluating finished"
+                " steps (tools/train_net.py --eval-only, into <step>/eval_dev/): train with"
+                " CONTINUAL.TEST_SPLIT test."
+            )
         cfg = self.auto_scale_workers(cfg, comm.get_world_size())
         if comm.is_main_process():
             _remove_stale_temporary_files(cfg)
@@ -86,6 +95,33 @@ class ContinualTrainer(DefaultTrainer):
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        """
+        Detectron2's SGD; at an incremental step (t >= 1, not joint) the trunk's parameters take
+        ``MODEL.YKD.TRUNK.LR_FACTOR`` times the learning rate (0: the model froze them).
+        """
+        factor = cfg.MODEL.YKD.TRUNK.LR_FACTOR
+        if factor < 0:
+            raise ValueError(f"MODEL.YKD.TRUNK.LR_FACTOR must be >= 0, got {factor}")
+        if factor == 1 or cfg.CONTINUAL.STEP == 0 or cfg.CONTINUAL.JOINT:
+            return super().build_optimizer(cfg, model)
+        params = get_default_optimizer_params(
+            model,
+            base_lr=cfg.SOLVER.BASE_LR,
+            weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
+            bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
+            weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
+            lr_factor_func=lambda name: factor if name.startswith("backbone.") else 1.0,
+        )
+        return maybe_add_gradient_clipping(cfg, torch.optim.SGD)(
+            params,
+            lr=cfg.SOLVER.BASE_LR,
+            momentum=cfg.SOLVER.MOMENTUM,
+            nesterov=cfg.SOLVER.NESTEROV,
+            weight_decay=cfg.SOLVER.WEIGHT_DECAY,
+        )
 
     @classmethod
     def build_checkpointer(cls, cfg, model, **checkpointables) -> YKDCheckpointer:

@@ -17,6 +17,8 @@ from ..validation import validate_coco_json
 from .masks import convert_masks_for_training
 
 DATASET_SOURCES = Registry("DATASET_SOURCES")
+# The splits a source may have; "dev" is optional (CONTINUAL.TEST_SPLIT).
+SPLITS = ("train", "test", "dev")
 DATASET_SOURCES.__doc__ = """
 Registry of continual-learning source datasets. A registered object is called with a config,
 ``builder(cfg) -> DatasetSource`` and registered under its function name, which is the
@@ -42,6 +44,9 @@ class DatasetSource:
         class_names: the dataset's class names in its default class order.
         train, test: the files of the training and test splits.
         prepare: called once before the files are read (e.g. to generate the synthetic cache).
+        dev: the files of a development split, for choosing settings without the test images
+            (``CONTINUAL.TEST_SPLIT "dev"``); None when the dataset has none.
+        prepare_dev: called once before the dev files are read (the synthetic dev split).
         mask_format: the ``INPUT.MASK_FORMAT`` the training masks are loaded for ("polygon" or
             "bitmask"; see :mod:`ykd.data.datasets.masks`).
     """
@@ -52,9 +57,19 @@ class DatasetSource:
     test: SplitFiles
     prepare: Callable[[], None] | None = field(default=None, compare=False)
     mask_format: str = "bitmask"
+    dev: SplitFiles | None = None
+    prepare_dev: Callable[[], None] | None = field(default=None, compare=False)
 
-    def split(self, is_train: bool) -> SplitFiles:
-        return self.train if is_train else self.test
+    def split(self, split: str) -> SplitFiles:
+        """The files of ``split``: "train", "test" or "dev"."""
+        if split not in SPLITS:
+            raise ValueError(f"Unknown split {split!r}: use one of {SPLITS}.")
+        if split == "dev" and self.dev is None:
+            raise ValueError(
+                f"Dataset {self.name!r} has no dev split: set CONTINUAL.TEST_SPLIT to 'test'"
+                " (only the synthetic dataset generates one)."
+            )
+        return getattr(self, split)
 
 
 def datasets_root() -> str:
@@ -71,9 +86,9 @@ def build_source(cfg) -> DatasetSource:
     return DATASET_SOURCES.get(name)(cfg)
 
 
-def load_source_split(source: DatasetSource, is_train: bool) -> list[dict]:
+def load_source_split(source: DatasetSource, split: str) -> list[dict]:
     """
-    Load one split of a source in Detectron2's dataset-dict format, with each annotation's
+    Load one split ("train", "test" or "dev") of a source in Detectron2's dataset-dict format, with each annotation's
     ``category_id`` replaced by the class NAME under the key ``category_name``.
 
     The annotation file and its images are validated first (once per process and file version),
@@ -85,17 +100,18 @@ def load_source_split(source: DatasetSource, is_train: bool) -> list[dict]:
         FileNotFoundError: naming the missing annotation file or image folder and where to put it.
         DatasetValidationError: naming the file, record and field of bad input.
     """
-    if source.prepare is not None:
-        source.prepare()
-    files = source.split(is_train)
+    files = source.split(split)
+    prepare = source.prepare_dev if split == "dev" else source.prepare
+    if prepare is not None:
+        prepare()
     for path, what in ((files.json_file, "annotation file"), (files.image_root, "image folder")):
         if not os.path.exists(path):
             raise FileNotFoundError(
                 f"Missing {what} {path} of dataset {source.name!r}: put the dataset there"
                 " (see datasets/README.md) or set $DETECTRON2_DATASETS to its root."
             )
-    mask_format = source.mask_format if is_train else "bitmask"
-    return _load_named(files.json_file, files.image_root, source.name, is_train, mask_format)
+    mask_format = source.mask_format if split == "train" else "bitmask"
+    return _load_named(files.json_file, files.image_root, source.name, split, mask_format)
 
 
 @functools.lru_cache(maxsize=8)
@@ -117,9 +133,9 @@ def _load_named_cached(
 
 
 def _load_named(
-    json_file: str, image_root: str, dataset: str, is_train: bool, mask_format: str
+    json_file: str, image_root: str, dataset: str, split: str, mask_format: str
 ) -> list[dict]:
-    metadata_name = f"ykd_source_{dataset}_{'train' if is_train else 'test'}"
+    metadata_name = f"ykd_source_{dataset}_{split}"
     stat = os.stat(json_file)
     stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
     return _load_named_cached(json_file, image_root, stamp, metadata_name, mask_format)

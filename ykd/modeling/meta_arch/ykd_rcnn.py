@@ -69,6 +69,8 @@ class YKDRCNN(MergedInference, nn.Module):
         inference_rpn: str = "per_task",
         c4_mask_features: str = "latest",
         input_format: str | None = None,
+        trunk_frozen: bool = False,
+        trunk_norm_frozen: bool = False,
     ):
         """
         Args:
@@ -88,6 +90,10 @@ class YKDRCNN(MergedInference, nn.Module):
             c4_mask_features: C4 only, whose res5 feeds the mask head at inference: "latest" or
                 "own" (the module that detected the box).
             input_format: channel order of the input images, as in :class:`GeneralizedRCNN`.
+            trunk_frozen: at steps t >= 1 (more than one module), the trunk is frozen (eval mode,
+                no gradient): the old modules keep the features they were trained on.
+            trunk_norm_frozen: at steps t >= 1, the trunk's BatchNorm layers stay in eval mode:
+                their statistics keep those of the earlier steps' data.
         """
         super().__init__()
         modules_kind = "module<t>" if single_module(inference_modules) is not None else None
@@ -113,6 +119,8 @@ class YKDRCNN(MergedInference, nn.Module):
         self.inference_rpn = inference_rpn
         self.c4_mask_features = c4_mask_features
         self.input_format = input_format
+        self.trunk_frozen = trunk_frozen
+        self.trunk_norm_frozen = trunk_norm_frozen
         self.loss_weights: dict[str, float] = {}
         """Weights of the training losses by loss name or prefix; {} = all 1 (not checkpointed)."""
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
@@ -123,6 +131,7 @@ class YKDRCNN(MergedInference, nn.Module):
             freeze_(module)
         if self.num_tasks > 1:
             self._make_teachers()
+            self._freeze_trunk()
 
     @classmethod
     def from_config(cls, cfg):
@@ -148,6 +157,8 @@ class YKDRCNN(MergedInference, nn.Module):
             "inference_rpn": cfg.MODEL.YKD.INFERENCE.RPN,
             "c4_mask_features": cfg.MODEL.YKD.INFERENCE.C4_MASK_FEATURES,
             "input_format": cfg.INPUT.FORMAT,
+            "trunk_frozen": cfg.MODEL.YKD.TRUNK.LR_FACTOR == 0,
+            "trunk_norm_frozen": cfg.MODEL.YKD.TRUNK.FREEZE_NORM,
         }
 
     @property
@@ -165,8 +176,16 @@ class YKDRCNN(MergedInference, nn.Module):
         return [b - a for a, b in zip(totals[:-1], totals[1:], strict=True)]
 
     def frozen_modules(self) -> list[nn.Module]:
-        """The modules kept frozen and in eval mode: earlier task modules and teacher copies."""
+        """
+        The modules kept in eval mode: earlier task modules, teacher copies and, at steps t >= 1,
+        the trunk (``trunk_frozen``) or its BatchNorm layers (``trunk_norm_frozen``).
+        """
         frozen = list(self.task_modules[:-1])
+        if self.num_tasks > 1 and self.trunk_frozen:
+            frozen.append(self.backbone)
+        elif self.num_tasks > 1 and self.trunk_norm_frozen:
+            norms = nn.modules.batchnorm._BatchNorm
+            frozen += [m for m in self.backbone.modules() if isinstance(m, norms)]
         return frozen + [
             m for m in (self.teacher_backbone, self.teacher_mask_head) if m is not None
         ]
@@ -200,6 +219,11 @@ class YKDRCNN(MergedInference, nn.Module):
             num_old_classes = self.task_modules[-2].num_classes
             self.teacher_mask_head = freeze_(self.mask_head.with_num_classes(num_old_classes))
 
+    def _freeze_trunk(self) -> None:
+        """At steps t >= 1 with ``trunk_frozen``: no gradient for the trunk (out of the optimizer)."""
+        if self.trunk_frozen:
+            freeze_(self.backbone)
+
     def add_task(self, num_new_classes: int) -> None:
         """
         Start a new step in memory: the last module is deep-copied into a new student whose
@@ -210,6 +234,7 @@ class YKDRCNN(MergedInference, nn.Module):
         self.task_modules.append(student.grown(num_new_classes, init=self.new_class_init))
         freeze_(student)
         self._make_teachers()
+        self._freeze_trunk()
         if self.mask_head is not None:
             self.mask_head.expand_classes(num_new_classes)
 
