@@ -9,7 +9,7 @@ last step, forgetting, ratio to joint training) and a plot of AP per step.
 
 import argparse
 
-from ykd.engine.cli import run_cli
+from ykd.engine.cli import UsageError, run_cli
 from ykd.engine.scenario import load_method_results, write_comparison
 from ykd.utils.warnings import filter_upstream_warnings
 
@@ -29,8 +29,8 @@ def main(argv=None):
     results = load_method_results(args.folders)
     scenarios = {(r["dataset"], r["scenario"]) for r in results}
     if len(scenarios) > 1:
-        raise SystemExit(
-            f"Results of different scenarios {sorted(scenarios)}: compare one at a time."
+        raise UsageError(
+            f"Results of different scenarios {sorted(scenarios)}: compare one scenario at a time."
         )
     write_comparison(results, args.output)
     with open(f"{args.output}/results.md") as f:

@@ -168,3 +168,23 @@ def test_table_and_plot_mark_the_alpha_of_best_all_class_ap(tmp_path):
     assert any(line.startswith("| 1 ") and "| -" in line for line in lines)
     plot_sweep(record, os.fspath(tmp_path / "sweep.png"))
     assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_voc_ap_ranks_the_alphas_where_it_is_evaluated(tmp_path):
+    def evaluation(coco_all, voc_all):
+        segm = {"old/AP": 1.0, "new/AP": 2.0, "all/AP": coco_all}
+        segm.update({"old/vocAP": 3.0, "new/vocAP": 4.0, "all/vocAP": voc_all})
+        return {"segm": segm, "bbox": {"all/AP": 1.0, "all/vocAP": 2.0}}
+
+    # COCO AP prefers α = 0, the VOC AP α = 0.5: the VOC AP decides.
+    record = sweep_record([0.0, 0.5], [evaluation(20, 30), evaluation(10, 40)], ["a", "b"])
+    assert record["headline"] == "vocAP" and record["best_alpha"] == 0.5
+    assert (
+        record["rows"][1]["segm"]["all/AP"] == 10 and record["rows"][1]["segm"]["all/vocAP"] == 40
+    )
+    table = sweep_table(record)
+    assert "mask VOC AP all" in table and "box VOC AP all" in table
+    marked = [line for line in table.splitlines() if line.rstrip(" |").endswith("*")]
+    assert len(marked) == 1 and marked[0].startswith("| 0.5 ") and "40.0" in marked[0]
+    plot_sweep(record, os.fspath(tmp_path / "sweep.png"))
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"

@@ -34,6 +34,9 @@ __all__ = [
 ]
 
 GROUPS = ("old", "new", "all")
+# The metric that ranks the αs: the VOC AP of the MMA and Y-KD papers where the evaluation has it
+# (CONTINUAL.EVAL_VOC_METRIC), else COCO's AP.
+_METRIC_NAMES = {"vocAP": "VOC AP", "AP": "AP"}
 AVERAGING_MODES = ("module", "official")
 _IOU_TYPES = ("segm", "bbox")
 _MAX_ALPHAS = 1001
@@ -142,27 +145,35 @@ def sweep_record(
 ) -> dict[str, Any]:
     """
     The content of ``averaging.json``: ``info`` (e.g. scenario, method, step), one row per α with
-    its checkpoint and old / new / all AP per IoU type (``segm``, ``bbox``; NaN as None), and
-    ``best_alpha`` (:func:`best_alpha`).
+    its checkpoint and old / new / all AP per IoU type (``segm``, ``bbox``; NaN as None), and VOC
+    AP too where the evaluations have it; ``headline``, the metric that ranks the αs ("vocAP"
+    where evaluated, else "AP"), and ``best_alpha`` (:func:`best_alpha`).
 
     Args:
         evaluations: per α, the evaluation results (``{"segm": {"all/AP": ...}, ...}``).
     """
+    voc = any(e.get("segm", {}).get("all/vocAP") is not None for e in evaluations)
+    headline = "vocAP" if voc else "AP"
+    metrics = ("AP", "vocAP") if voc else ("AP",)
     rows = []
     for alpha, evaluation, checkpoint in zip(alphas, evaluations, checkpoints, strict=True):
         row = {"alpha": float(alpha), "checkpoint": checkpoint}
         for iou_type in _IOU_TYPES:
-            metrics = evaluation.get(iou_type, {})
-            row[iou_type] = {f"{g}/AP": _finite(metrics.get(f"{g}/AP")) for g in GROUPS}
+            values = evaluation.get(iou_type, {})
+            keys = [f"{g}/{m}" for m in metrics for g in GROUPS]
+            row[iou_type] = {key: _finite(values.get(key)) for key in keys}
         rows.append(row)
-    return {**info, "rows": rows, "best_alpha": best_alpha(rows)}
+    return {**info, "rows": rows, "headline": headline, "best_alpha": best_alpha(rows, headline)}
 
 
-def best_alpha(rows: Sequence[Mapping[str, Any]]) -> float | None:
-    """The α of the row with the highest all-class mask AP (the first on ties; None if none)."""
+def best_alpha(rows: Sequence[Mapping[str, Any]], metric: str = "AP") -> float | None:
+    """
+    The α of the row with the highest all-class mask ``metric`` ("AP" or "vocAP"; the first on
+    ties; None if none).
+    """
     best = None
     for row in rows:
-        value = row["segm"].get("all/AP")
+        value = row["segm"].get(f"all/{metric}")
         if value is not None and (best is None or value > best[1]):
             best = (row["alpha"], value)
     return None if best is None else best[0]
@@ -173,13 +184,18 @@ def _fmt(value: float | None) -> str:
 
 
 def sweep_table(record: Mapping[str, Any]) -> str:
-    """Markdown: old / new / all mask AP and all-class box AP per α, the best α marked ``*``."""
-    headers = ["α", *(f"mask AP {g}" for g in GROUPS), "box AP all", "best"]
+    """
+    Markdown: old / new / all mask AP (the record's headline metric) and all-class box AP per α,
+    the best α marked ``*``.
+    """
+    metric = record.get("headline", "AP")
+    name = _METRIC_NAMES[metric]
+    headers = ["α", *(f"mask {name} {g}" for g in GROUPS), f"box {name} all", "best"]
     rows = [
         [
             alpha_label(row["alpha"]),
-            *(_fmt(row["segm"][f"{g}/AP"]) for g in GROUPS),
-            _fmt(row["bbox"]["all/AP"]),
+            *(_fmt(row["segm"][f"{g}/{metric}"]) for g in GROUPS),
+            _fmt(row["bbox"][f"all/{metric}"]),
             "*" if row["alpha"] == record["best_alpha"] else "",
         ]
         for row in record["rows"]
@@ -193,19 +209,23 @@ def sweep_table(record: Mapping[str, Any]) -> str:
 
 
 def plot_sweep(record: Mapping[str, Any], path: str) -> None:
-    """PNG: old / new / all-class mask AP against α, the best α marked by a vertical line."""
+    """
+    PNG: old / new / all-class mask AP (the record's headline metric) against α, the best α
+    marked by a vertical line.
+    """
+    metric = record.get("headline", "AP")
     figure = Figure(figsize=(6, 4), layout="constrained")
     axis = figure.subplots()
     alphas = [row["alpha"] for row in record["rows"]]
     for group in GROUPS:
-        values = [row["segm"][f"{group}/AP"] for row in record["rows"]]
+        values = [row["segm"][f"{group}/{metric}"] for row in record["rows"]]
         axis.plot(alphas, [math.nan if v is None else v for v in values], "-o", label=group)
     best = record["best_alpha"]
     if best is not None:
         axis.axvline(best, color="gray", linestyle="--", label=f"best α = {alpha_label(best)}")
     axis.set(
         xlabel="α (weight of step t-1)",
-        ylabel="mask AP",
+        ylabel=f"mask {_METRIC_NAMES[metric]}",
         title=f"{record.get('scenario', '')} {record.get('method', '')}, step {record.get('step')}",
     )
     axis.legend(fontsize="small")
