@@ -27,13 +27,22 @@ import json
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from bench.scenarios import NUM_CLASSES, TRAIN_NET, base_opts, config_path  # noqa: E402
+from bench.scenarios import (  # noqa: E402
+    EVALUATION_COST,
+    ITERATION_COST,
+    NUM_CLASSES,
+    TRAIN_NET,
+    Progress,
+    base_opts,
+    config_path,
+)
 from bench.seed_tables import fmt, mean_std, write_results  # noqa: E402
 from ykd.data import parse_scenario  # noqa: E402
 from ykd.engine import setup_step_cfg  # noqa: E402
@@ -86,6 +95,21 @@ QUESTIONS = sorted({v.question for v in VARIANTS} - {"default"})
 MULTI_CLASS_QUESTIONS = ("kd_weights",)
 
 
+@dataclass(frozen=True)
+class Job:
+    """The training (``kind`` "train") or the dev evaluation ("evaluate") of one variant's seed."""
+
+    kind: str
+    variant: Variant
+    scenario: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        what = "trained" if self.kind == "train" else f"{self.variant.name} evaluated"
+        return f"{self.scenario} {self.variant.method} seed {self.seed} {what}"
+
+
 def run_opts(variant: Variant, seed: int, args) -> list[str]:
     """The opts of ``variant``'s training run of ``seed``."""
     opts = base_opts(args.output_root, 0, args.opts) + ["CONTINUAL.INCREMENTAL_SEED", str(seed)]
@@ -96,12 +120,26 @@ def last_step(scenario: str) -> int:
     return parse_scenario(scenario, NUM_CLASSES).num_steps - 1
 
 
-def train(variant: Variant, scenario: str, seed: int, args) -> None:
-    """Train every step of ``variant`` on ``scenario`` (skipped when finished), log appended."""
+def trained(variant: Variant, scenario: str, seed: int, args) -> bool:
     opts = run_opts(variant, seed, args)
     cfg = setup_step_cfg(config_path(METHOD), opts, scenario, last_step(scenario))
-    if finished_results(cfg) is not None:
-        return
+    return finished_results(cfg) is not None
+
+
+def cost(job: Job, args) -> float:
+    """The estimated cost of ``job`` in fine-tuning iterations, as bench/scenarios.py's."""
+    if job.kind == "evaluate":
+        return EVALUATION_COST
+    opts = run_opts(job.variant, job.seed, args)
+    steps = range(1, last_step(job.scenario) + 1)
+    cfgs = [setup_step_cfg(config_path(METHOD), opts, job.scenario, step) for step in steps]
+    iterations = sum(cfg.SOLVER.MAX_ITER for cfg in cfgs)
+    return iterations * ITERATION_COST.get(METHOD, 1.8) + EVALUATION_COST * len(cfgs)
+
+
+def train(variant: Variant, scenario: str, seed: int, args) -> None:
+    """Train every step of ``variant`` on ``scenario`` from its shared step 0, log appended."""
+    opts = run_opts(variant, seed, args)
     folder = os.path.join(args.output_root, "logs")
     os.makedirs(folder, exist_ok=True)
     log = os.path.join(folder, f"ablation_{scenario}_{variant.method}_seed{seed}.log")
@@ -110,7 +148,6 @@ def train(variant: Variant, scenario: str, seed: int, args) -> None:
     command += ["--scenario", scenario, "--all-steps", *opts]
     with open(log, "a") as out:
         subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, check=True)
-    print(f"trained {scenario} {variant.method} seed {seed}", flush=True)
 
 
 def averaged_dev_eval(variant: Variant, scenario: str, opts: list[str]) -> dict:
@@ -192,14 +229,41 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     args.threads = max(1, (os.cpu_count() or 1) // args.jobs)
     seeds = range(args.seeds)
-    for scenario in args.scenarios:
-        variants = variants_of(scenario, args.questions)
-        trained = [v for v in variants if v.training or v.name == "default"]
-        jobs = [(v, scenario, seed, args) for v in trained for seed in seeds]
-        with ThreadPoolExecutor(args.jobs) as pool:
-            list(pool.map(lambda job: train(*job), jobs))
-        evals = {v.name: {s: dev_eval(v, scenario, s, args) for s in seeds} for v in variants}
-        markdown, rows = table(scenario, variants, evals)
+    variants = {scenario: variants_of(scenario, args.questions) for scenario in args.scenarios}
+    trainings = [
+        Job("train", v, scenario, seed)
+        for scenario, chosen in variants.items()
+        for v in chosen
+        if v.training or v.name == "default"
+        for seed in seeds
+        if not trained(v, scenario, seed, args)
+    ]
+    evaluations = [
+        Job("evaluate", v, scenario, seed)
+        for scenario, chosen in variants.items()
+        for v in chosen
+        for seed in seeds
+    ]
+    print(f"{len(trainings)} trainings, {len(evaluations)} dev evaluations", flush=True)
+    progress = Progress({job: cost(job, args) for job in trainings + evaluations})
+
+    def run(job: Job):
+        start = time.perf_counter()
+        if job.kind == "train":
+            train(job.variant, job.scenario, job.seed, args)
+            result = None
+        else:
+            result = dev_eval(job.variant, job.scenario, job.seed, args)
+        progress.finish(job, (time.perf_counter() - start) / 60)
+        return result
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        list(pool.map(run, trainings))
+    for scenario, chosen in variants.items():
+        evals = {v.name: {} for v in chosen}
+        for job in (j for j in evaluations if j.scenario == scenario):
+            evals[job.variant.name][job.seed] = run(job)
+        markdown, rows = table(scenario, chosen, evals)
         command = "python bench/ablations.py " + " ".join(sys.argv[1:] if argv is None else argv)
         stem = os.path.join(args.results_dir, f"ablations_{scenario}")
         write_results(stem, markdown, command, {"scenario": scenario, "variants": rows})

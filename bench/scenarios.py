@@ -142,25 +142,28 @@ def plan(args) -> list[list[Run]]:
 
 
 class Progress:
-    """Progress of the whole benchmark: runs done, elapsed time and ETA from the cost done."""
+    """
+    Progress of a whole benchmark: jobs done, elapsed time and ETA from the cost done, given the
+    estimated cost of each job (``costs``: job -> cost, any unit; a job has a ``name``).
+    """
 
-    def __init__(self, runs: list[Run], args):
-        self.costs = {run: cost(run, args) for run in runs}
+    def __init__(self, costs: dict):
+        self.costs = dict(costs)
         self.total = sum(self.costs.values())
-        self.count = len(runs)
+        self.count = len(self.costs)
         self.done_cost = 0.0
         self.done = 0
         self.start = time.perf_counter()
         self.lock = threading.Lock()
 
-    def finish(self, run: Run, minutes: float) -> None:
+    def finish(self, job, minutes: float) -> None:
         with self.lock:
             self.done += 1
-            self.done_cost += self.costs[run]
+            self.done_cost += self.costs[job]
             elapsed = time.perf_counter() - self.start
             eta = elapsed * (self.total - self.done_cost) / max(self.done_cost, 1e-9)
             print(
-                f"[{self.done}/{self.count}] {run.name}: {minutes:.1f} min; elapsed"
+                f"[{self.done}/{self.count}] {job.name}: {minutes:.1f} min; elapsed"
                 f" {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min",
                 flush=True,
             )
@@ -226,7 +229,7 @@ def main(argv=None) -> None:
     runs = [run for group in groups for run in group]
     pending = [] if args.tables_only else [r for r in runs if not finished(r, args)]
     print(f"{len(pending)} of {len(runs)} runs to train", flush=True)
-    progress = Progress(pending, args)
+    progress = Progress({run: cost(run, args) for run in pending})
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
 
     def train(run):

@@ -1,8 +1,5 @@
 import json
 
-import pytest
-
-from tests.conftest import load_tool
 from ykd.data import parse_scenario
 from ykd.engine.results import (
     compare_methods,
@@ -64,16 +61,6 @@ def test_compare_methods_ratio_to_joint():
     }
     assert rows["ft"].split("|")[-2].strip() == "0.50"
     assert rows["joint"].split("|")[-2].strip() == "1.00"
-
-
-def test_compare_tool_refuses_mixed_scenarios(tmp_path):
-    compare = load_tool("compare")
-    for method, scenario in (("ft", "2-1"), ("joint", "1-1")):
-        record = {"dataset": "synthetic", "scenario": scenario, "method": method, "steps": []}
-        (tmp_path / method).mkdir()
-        (tmp_path / method / "results.json").write_text(json.dumps(record))
-    with pytest.raises(SystemExit, match="different scenarios"):
-        compare.main([str(tmp_path), "--output", str(tmp_path / "cmp")])
 
 
 def test_joint_run_at_the_last_step_only_is_compared_there():
