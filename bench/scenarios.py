@@ -252,7 +252,8 @@ def write_results(scenario: str, order: int, args) -> None:
         joint = Run("joint", JOINT_SCENARIO, "joint", 0, order)
         if finished(joint, args):
             evaluate_joint(scenario, order, args)
-    write_scenario_results(scenario, base_opts(args.output_root, order, [])[1], order, args)
+    root = base_opts(args.output_root, order, [])[1]
+    write_scenario_results(scenario, root, order, args, METHODS + VARIANTS)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ metrics, as ``bench/results/synthetic_<scenario>[_order<k>].{json,md,png}``.
 import os
 import statistics
 import subprocess
+from collections.abc import Sequence
 
 from matplotlib.figure import Figure
 from tabulate import tabulate
@@ -113,9 +114,15 @@ def write_results(stem: str, markdown_text: str, command: str, payload: dict) ->
     write_text_atomic(stem + ".md", f"{markdown_text}\nCommand: `{command}` (commit {revision})\n")
 
 
-def write_scenario_results(scenario: str, root: str, order: int, args) -> dict:
-    """Aggregate the runs under ``<root>/synthetic/<scenario>`` into the results files."""
+def write_scenario_results(
+    scenario: str, root: str, order: int, args, methods: Sequence[str]
+) -> dict:
+    """
+    Aggregate the runs of ``methods`` under ``<root>/synthetic/<scenario>`` into the results
+    files (other runs there, e.g. bench/ablations.py's variants, are left out).
+    """
     results = load_method_results([os.path.join(root, "synthetic", scenario)])
+    results = [r for r in results if r["method"] in methods]
     table = aggregate(results)
     suffix = f"_order{order}" if order else ""
     stem = os.path.join(args.results_dir, f"synthetic_{scenario}{suffix}")

@@ -1,5 +1,6 @@
 """The synthetic benchmark (bench/scenarios.py): its plan, seeds, class orders and tables."""
 
+import argparse
 import json
 import os
 import sys
@@ -77,6 +78,32 @@ def test_mean_and_sample_std():
     )
     assert seed_tables.mean_std([3.0])["std"] is None
     assert seed_tables.fmt(stats) == "2.3 ± 1.5"
+
+
+def test_the_tables_leave_out_runs_of_other_methods(tmp_path):
+    for method, value in (("ft", 10.0), ("dynamic_ykd_trunk_frozen", 60.0)):
+        folder = tmp_path / "synthetic" / "10-10" / f"{method}_seed0"
+        folder.mkdir(parents=True)
+        last = {
+            "step": 1,
+            "segm": {"old/AP": value, "new/AP": value, "all/AP": value},
+            "bbox": {"all/AP": value},
+            "forgetting": {},
+        }
+        record = {"dataset": "synthetic", "scenario": "10-10", "method": method}
+        record.update(tasks=[[0], [1]], steps=[last], incremental_seed=0)
+        (folder / "results.json").write_text(json.dumps(record))
+    args = argparse.Namespace(
+        results_dir=str(tmp_path / "results"),
+        seeds=1,
+        class_orders=1,
+        jobs=1,
+        output_root=str(tmp_path),
+        opts=[],
+    )
+    os.makedirs(args.results_dir)
+    table = seed_tables.write_scenario_results("10-10", str(tmp_path), 0, args, ["ft", "joint"])
+    assert list(table) == ["ft"] and table["ft"]["mask AP all"]["mean"] == 10.0
 
 
 def test_seeds_and_class_orders_end_to_end(tmp_path, capsys):
