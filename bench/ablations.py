@@ -5,7 +5,8 @@ images that the benchmark reports, ``CONTINUAL.TEST_SPLIT dev``), so that the de
 ``configs/synthetic/dynamic_ykd.yaml`` are chosen without looking at the test numbers:
 
 - ``trunk``: remedies for the drift of the shared trunk under the frozen old modules
-  (``MODEL.YKD.TRUNK.LR_FACTOR`` 0.1 and 0, ``MODEL.YKD.TRUNK.FREEZE_NORM``);
+  (``MODEL.YKD.TRUNK.LR_FACTOR`` 0.1 and 0, ``MODEL.YKD.TRUNK.FREEZE_NORM``, and Faster-ILOD's
+  trunk feature KD from a separate teacher);
 - ``kd_weights``: MMA's classification-KD weight for five-class steps (0.5);
 - ``inference``: ``MODEL.YKD.INFERENCE.RPN latest`` and ``INFERENCE.SCORES renormalise``,
   evaluated on the default runs (inference only);
@@ -81,6 +82,12 @@ VARIANTS = (
     Variant("trunk_lr0.1", "trunk", training=("MODEL.YKD.TRUNK.LR_FACTOR", "0.1")),
     Variant("trunk_frozen", "trunk", training=("MODEL.YKD.TRUNK.LR_FACTOR", "0.0")),
     Variant("trunk_norm_frozen", "trunk", training=("MODEL.YKD.TRUNK.FREEZE_NORM", "True")),
+    # Faster-ILOD's trunk feature KD, which needs the step-(t-1) trunk: a separate teacher.
+    Variant(
+        "trunk_kd",
+        "trunk",
+        training=("MODEL.YKD.TEACHER", "separate", "MODEL.YKD.TRUNK_KD.WEIGHT", "1.0"),
+    ),
     Variant("kd_cls0.5", "kd_weights", training=("MODEL.YKD.KD_WEIGHTS.CLS", "0.5")),
     Variant("rpn_latest", "inference", inference=("MODEL.YKD.INFERENCE.RPN", "latest")),
     Variant(

@@ -35,7 +35,8 @@ def finished(tmp_path_factory):
 def test_the_table_has_every_variant_with_its_paired_difference(finished):
     record = json.loads((finished / "results" / "ablations_10-10.json").read_text())
     rows = record["variants"]
-    expected = ["default", "trunk_lr0.1", "trunk_frozen", "trunk_norm_frozen", "alpha0.25"]
+    expected = ["default", "trunk_lr0.1", "trunk_frozen", "trunk_norm_frozen", "trunk_kd"]
+    expected.append("alpha0.25")
     assert set(expected) <= set(rows) and "rpn_latest" not in rows
     assert rows["default"]["delta_all"] is None
     for name in expected[1:]:
