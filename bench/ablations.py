@@ -13,8 +13,8 @@ images that the benchmark reports, ``CONTINUAL.TEST_SPLIT dev``), so that the de
 - ``averaging``: checkpoint averaging of the last step with the step before it (α 0.25 and 0.5),
   with the step's own trunk or the previous step's (``MODEL.YKD.AVERAGING.TRUNK``).
 
-    python bench/ablations.py [--scenarios 15-1 15-5] [--questions trunk ...] [--seeds 3]
-        [--jobs 2] [opts ...]
+    python bench/ablations.py [--scenarios 15-1 15-5] [--questions trunk ...]
+        [--variants trunk_frozen ...] [--seeds 3] [--jobs 2] [opts ...]
 
 The default variant is the benchmark's own ``dynamic_ykd`` runs (same output root, shared step 0;
 ``bench/scenarios.py`` reuses them); every other trained variant runs as method
@@ -217,10 +217,16 @@ def table(scenario: str, variants: list[Variant], evals: dict) -> tuple[str, dic
     return title + "\n".join(lines), rows
 
 
-def variants_of(scenario: str, questions: list[str]) -> list[Variant]:
-    """The default and the variants of ``questions`` that apply to ``scenario``."""
+def variants_of(
+    scenario: str, questions: list[str], names: list[str] | None = None
+) -> list[Variant]:
+    """
+    The default and the variants of ``questions`` (of those, only ``names`` when given) that
+    apply to ``scenario``.
+    """
     multi = len(parse_scenario(scenario, NUM_CLASSES).task(1)) > 1
     chosen = [v for v in VARIANTS if v.question in questions or v.name == "default"]
+    chosen = [v for v in chosen if names is None or v.name in names or v.name == "default"]
     return [v for v in chosen if multi or v.question not in MULTI_CLASS_QUESTIONS]
 
 
@@ -228,6 +234,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenarios", nargs="+", default=["15-1", "15-5"])
     parser.add_argument("--questions", nargs="+", default=QUESTIONS, choices=QUESTIONS)
+    parser.add_argument(
+        "--variants", nargs="+", choices=[v.name for v in VARIANTS], help="only these variants"
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--output-root", default="output/bench")
     parser.add_argument("--results-dir", default=os.path.join(REPO, "bench", "results"))
@@ -236,7 +245,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     args.threads = max(1, (os.cpu_count() or 1) // args.jobs)
     seeds = range(args.seeds)
-    variants = {scenario: variants_of(scenario, args.questions) for scenario in args.scenarios}
+    variants = {s: variants_of(s, args.questions, args.variants) for s in args.scenarios}
     trainings = [
         Job("train", v, scenario, seed)
         for scenario, chosen in variants.items()

@@ -17,6 +17,8 @@ def test_kd_weights_are_only_ablated_where_a_step_adds_several_classes():
     one_class = [v.name for v in ablations.variants_of("15-1", ablations.QUESTIONS)]
     assert "kd_cls0.5" not in one_class and one_class[0] == "default"
     assert "rpn_latest" in one_class and "trunk_frozen" in one_class
+    chosen = ablations.variants_of("15-5", ["trunk", "inference"], ["trunk_frozen", "kd_cls0.5"])
+    assert [v.name for v in chosen] == ["default", "trunk_frozen"]
 
 
 @pytest.fixture(scope="module")
