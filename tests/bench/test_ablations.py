@@ -67,7 +67,8 @@ def test_the_frozen_trunk_run_ends_with_the_step0_trunk(finished):
     assert trunk
     for key in trunk:
         assert torch.equal(step0["model"][key], step1["model"][key]), key
-    moved = torch.load(tree / "dynamic_ykd_seed0" / "step1" / "model_final.pth")["model"]
+    moved = torch.load(tree / "dynamic_ykd_trunk_lr0.1_seed0" / "step1" / "model_final.pth")
+    moved = moved["model"]
     assert any(not torch.equal(step0["model"][k], moved[k]) for k in trunk)
     assert os.path.realpath(tree / "dynamic_ykd_seed0" / "step0") == os.path.realpath(
         tree / "dynamic_ykd_trunk_frozen_seed0" / "step0"

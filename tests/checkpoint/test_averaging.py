@@ -351,7 +351,7 @@ def test_average_checkpoint_files_with_module_rename(tmp_path):
 @pytest.mark.parametrize(
     "meta0, problem",
     [
-        (_meta(0, scenario="3-1"), "the scenarios differ"),
+        (_meta(1, scenario="3-1"), "the scenarios differ"),
         (_meta(0, names=("b", "a", "c", "d", "e")), "neither class_names starts the other"),
     ],
 )
@@ -359,6 +359,13 @@ def test_average_checkpoint_files_refuses_incompatible_meta(tmp_path, meta0, pro
     paths, _, _ = _save_steps(tmp_path, meta0, _meta(1))
     with pytest.raises(ValueError, match=f"step0.pth holds .*step1.pth holds .*{problem}"):
         average_checkpoint_files(paths, [0.5, 0.5], exclude="^task_modules")
+
+
+def test_a_shared_step0_of_another_scenario_averages(tmp_path):
+    """15-5 and 15-1 share step 0: a step-0 checkpoint made under 3-1 starts a 3-2 run."""
+    paths, _, _ = _save_steps(tmp_path, _meta(0, scenario="3-1"), _meta(1))
+    result = average_checkpoint_files(paths, [0.5, 0.5], include="^backbone")
+    assert result["ykd_meta"]["scenario"] == "3-2"
 
 
 def test_average_checkpoint_files_without_meta(tmp_path):
