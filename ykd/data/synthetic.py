@@ -312,15 +312,17 @@ def _generate(root: str, params: dict) -> None:
     logger.info("Synthetic dataset written to %s in %.1fs", root, time.perf_counter() - start)
 
 
-def _is_finished(root: str, params: dict) -> bool:
-    """Whether ``root`` holds a finished dataset made with ``params``."""
+def _is_finished(
+    root: str, params: dict, marker: str = "params.json", splits: tuple = CACHE_SPLITS
+) -> bool:
+    """Whether ``root`` holds the finished ``splits`` made with ``params`` (their ``marker``)."""
     try:
-        with open(os.path.join(root, "params.json")) as f:
+        with open(os.path.join(root, marker)) as f:
             stored = json.load(f)
     except (OSError, ValueError):
         return False
     return stored == params and all(
-        os.path.isfile(os.path.join(root, f"{split}.json")) for split in CACHE_SPLITS
+        os.path.isfile(os.path.join(root, f"{split}.json")) for split in splits
     )
 
 
@@ -386,12 +388,8 @@ def ensure_synthetic_dev(
     params["num_dev"] = int(num_dev)
     marker = os.path.join(root, "dev_params.json")
     with _locked(root):
-        try:
-            with open(marker) as f:
-                if json.load(f) == params and os.path.isfile(os.path.join(root, "dev.json")):
-                    return
-        except (OSError, ValueError):
-            pass
+        if _is_finished(root, params, marker="dev_params.json", splits=("dev",)):
+            return
         if os.path.exists(marker):
             os.remove(marker)
         coco = _build_split(root, "dev", num_dev, params)
