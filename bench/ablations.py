@@ -270,7 +270,7 @@ def main(argv=None) -> None:
             result = None
         else:
             result = dev_eval(job.variant, job.scenario, job.seed, args)
-        progress.finish(job, (time.perf_counter() - start) / 60)
+        progress.finish(job, f"{(time.perf_counter() - start) / 60:.1f} min")
         return result
 
     with ThreadPoolExecutor(args.jobs) as pool:

@@ -16,6 +16,8 @@ and evaluated as every scenario's last step. The methods of SEEDED_METHODS run `
 (``CONTINUAL.INCREMENTAL_SEED`` 0, 1, ...), the others one. Class order 0 is the dataset's order,
 order k > 0 the permutation of ``CONTINUAL.CLASS_ORDER_SEED`` k. Progress lines give the elapsed
 time and the ETA of the whole benchmark; a rerun skips every finished step.
+A failed run is reported on its progress line and the benchmark goes on without it (the methods of
+a failed step 0 are not run); the command then exits with status 1, listing the failures.
 """
 
 import argparse
@@ -156,30 +158,40 @@ class Progress:
         self.start = time.perf_counter()
         self.lock = threading.Lock()
 
-    def finish(self, job, minutes: float) -> None:
+    def finish(self, job, outcome: str) -> None:
+        """Count ``job`` as done; ``outcome`` is what the progress line says of it."""
         with self.lock:
             self.done += 1
             self.done_cost += self.costs[job]
             elapsed = time.perf_counter() - self.start
             eta = elapsed * (self.total - self.done_cost) / max(self.done_cost, 1e-9)
             print(
-                f"[{self.done}/{self.count}] {job.name}: {minutes:.1f} min; elapsed"
+                f"[{self.done}/{self.count}] {job.name}: {outcome}; elapsed"
                 f" {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min",
                 flush=True,
             )
 
 
+class RunFailed(Exception):
+    """A run's train_net exited with an error (its log says why)."""
+
+
 def execute(run: Run, args, threads: int) -> float:
-    """Run ``run`` with ``threads`` threads, its output appended to a log; return its minutes."""
+    """
+    Run ``run`` with ``threads`` threads, its output appended to a log; return its minutes.
+    Raises RunFailed, naming the log, when its train_net fails.
+    """
     folder = os.path.join(args.output_root, "logs")
     os.makedirs(folder, exist_ok=True)
-    log_name = run.name.replace(" ", "_") + ".log"
+    log_path = os.path.join(folder, run.name.replace(" ", "_") + ".log")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     start = time.perf_counter()
-    with open(os.path.join(folder, log_name), "a") as log:
-        subprocess.run(
-            command(run, args), env=env, stdout=log, stderr=subprocess.STDOUT, check=True
-        )
+    with open(log_path, "a") as log:
+        status = subprocess.run(
+            command(run, args), env=env, stdout=log, stderr=subprocess.STDOUT
+        ).returncode
+    if status:
+        raise RunFailed(f"{run.name}: exit status {status}, log {log_path}")
     return (time.perf_counter() - start) / 60
 
 
@@ -232,18 +244,36 @@ def main(argv=None) -> None:
     progress = Progress({run: cost(run, args) for run in pending})
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
 
-    def train(run):
-        progress.finish(run, execute(run, args, threads))
+    failures = []
+
+    def train(run, num_threads=threads) -> bool:
+        """Train ``run``; a failure is reported and the benchmark goes on without it."""
+        try:
+            progress.finish(run, f"{execute(run, args, num_threads):.1f} min")
+            return True
+        except RunFailed as error:
+            failures.append(str(error))
+            progress.finish(run, f"FAILED ({error})")
+            return False
 
     with ThreadPoolExecutor(args.jobs) as pool:
         for group in groups:
             todo = [r for r in group if r in pending]
-            # A step 0 alone with every core, before the methods that start from it.
-            for run in (r for r in todo if r.kind != "method"):
-                progress.finish(run, execute(run, args, os.cpu_count() or 1))
-            list(pool.map(train, [r for r in todo if r.kind == "method"]))
-            if group[-1].kind == "method":
-                write_results(group[-1].scenario, group[-1].order, args)
+            # A step 0 (or joint training) alone with every core, before the methods that start
+            # from it; without their step 0 the methods are not run.
+            alone = [r for r in todo if r.kind != "method"]
+            failed = [r for r in alone if not train(r, os.cpu_count() or 1)]
+            methods = [r for r in todo if r.kind == "method"]
+            if any(r.kind == "step0" for r in failed):
+                for run in methods:
+                    failures.append(f"{run.name}: not run, its step 0 failed")
+                    progress.finish(run, "not run (its step 0 failed)")
+            else:
+                list(pool.map(train, methods))
+                if group[-1].kind == "method":
+                    write_results(group[-1].scenario, group[-1].order, args)
+    if failures:
+        sys.exit(f"{len(failures)} runs failed:\n" + "\n".join(failures))
 
 
 def write_results(scenario: str, order: int, args) -> None:
@@ -253,7 +283,10 @@ def write_results(scenario: str, order: int, args) -> None:
         if finished(joint, args):
             evaluate_joint(scenario, order, args)
     root = base_opts(args.output_root, order, [])[1]
-    write_scenario_results(scenario, root, order, args, METHODS + VARIANTS)
+    try:
+        write_scenario_results(scenario, root, order, args, METHODS + VARIANTS)
+    except FileNotFoundError:
+        print(f"synthetic {scenario}: no finished run, no results files written", flush=True)
 
 
 if __name__ == "__main__":

@@ -80,19 +80,22 @@ def test_mean_and_sample_std():
     assert seed_tables.fmt(stats) == "2.3 ± 1.5"
 
 
-def test_the_tables_leave_out_runs_of_other_methods(tmp_path):
-    for method, value in (("ft", 10.0), ("dynamic_ykd_trunk_frozen", 60.0)):
-        folder = tmp_path / "synthetic" / "10-10" / f"{method}_seed0"
-        folder.mkdir(parents=True)
-        last = {
-            "step": 1,
-            "segm": {"old/AP": value, "new/AP": value, "all/AP": value},
-            "bbox": {"all/AP": value},
-            "forgetting": {},
-        }
-        record = {"dataset": "synthetic", "scenario": "10-10", "method": method}
-        record.update(tasks=[[0], [1]], steps=[last], incremental_seed=0)
-        (folder / "results.json").write_text(json.dumps(record))
+def _write_run(root, method: str, value: float, seed: int = 0) -> None:
+    """A finished 10-10 run of ``method`` whose last-step APs are all ``value``."""
+    folder = root / "synthetic" / "10-10" / f"{method}_seed{seed}"
+    folder.mkdir(parents=True)
+    last = {
+        "step": 1,
+        "segm": {"old/AP": value, "new/AP": value, "all/AP": value},
+        "bbox": {"all/AP": value},
+        "forgetting": {},
+    }
+    record = {"dataset": "synthetic", "scenario": "10-10", "method": method}
+    record.update(tasks=[[0], [1]], steps=[last], incremental_seed=seed)
+    (folder / "results.json").write_text(json.dumps(record))
+
+
+def _table_args(tmp_path):
     args = argparse.Namespace(
         results_dir=str(tmp_path / "results"),
         seeds=1,
@@ -101,7 +104,14 @@ def test_the_tables_leave_out_runs_of_other_methods(tmp_path):
         output_root=str(tmp_path),
         opts=[],
     )
-    os.makedirs(args.results_dir)
+    os.makedirs(args.results_dir, exist_ok=True)
+    return args
+
+
+def test_the_tables_leave_out_runs_of_other_methods(tmp_path):
+    _write_run(tmp_path, "ft", 10.0)
+    _write_run(tmp_path, "dynamic_ykd_trunk_frozen", 60.0)
+    args = _table_args(tmp_path)
     table = seed_tables.write_scenario_results("10-10", str(tmp_path), 0, args, ["ft", "joint"])
     assert list(table) == ["ft"] and table["ft"]["mask AP all"]["mean"] == 10.0
 
@@ -143,6 +153,34 @@ def test_seeds_and_class_orders_end_to_end(tmp_path, capsys):
     capsys.readouterr()
     scenarios.main(argv + opts)
     assert "0 of 8 runs to train" in capsys.readouterr().out
+
+
+def test_a_failed_run_is_reported_and_the_benchmark_goes_on(monkeypatch, capsys, tmp_path):
+    trained, written = [], []
+
+    def execute(run, args, threads):
+        if run.method == "ilod" or (run.scenario == "19-1" and run.kind == "step0"):
+            raise scenarios.RunFailed(f"{run.name}: exit status 1, log {run.name}.log")
+        trained.append(run.name)
+        return 0.5
+
+    monkeypatch.setattr(scenarios, "execute", execute)
+    monkeypatch.setattr(scenarios, "finished", lambda run, args: False)
+    monkeypatch.setattr(scenarios, "cost", lambda run, args: 1.0)
+    monkeypatch.setattr(scenarios, "write_results", lambda scenario, *_: written.append(scenario))
+    argv = ["--scenarios", "15-5", "19-1", "--methods", "ft", "ilod", "--seeds", "1"]
+    with pytest.raises(SystemExit) as exit_info:
+        scenarios.main(argv + ["--output-root", str(tmp_path), "--jobs", "1"])
+    # 15-5 goes on past ILOD's failure; 19-1's methods are not run without their step 0.
+    assert trained == ["order 0 15-5 ft", "order 0 15-5 ft seed 0"]
+    assert written == ["15-5"]
+    message = str(exit_info.value.code)
+    assert message.startswith("4 runs failed")
+    assert "order 0 15-5 ilod seed 0: exit status 1" in message
+    assert "order 0 19-1 ilod seed 0: not run, its step 0 failed" in message
+    out = capsys.readouterr().out
+    assert "[3/6] order 0 15-5 ilod seed 0: FAILED (order 0 15-5 ilod seed 0: exit status 1" in out
+    assert "order 0 19-1 ft seed 0: not run (its step 0 failed)" in out
 
 
 def test_the_eta_costs_follow_the_configs_schedules(tmp_path):
