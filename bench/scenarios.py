@@ -32,8 +32,9 @@ from dataclasses import dataclass
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from bench.seed_tables import write_scenario_results  # noqa: E402
+from bench.seed_tables import file_digest, write_scenario_results  # noqa: E402
 from ykd.data import parse_scenario  # noqa: E402
+from ykd.data.datasets.sources import build_source  # noqa: E402
 from ykd.engine import setup_step_cfg  # noqa: E402
 from ykd.engine.scenario import finished_results, write_method_results  # noqa: E402
 
@@ -283,8 +284,14 @@ def write_results(scenario: str, order: int, args) -> None:
         if finished(joint, args):
             evaluate_joint(scenario, order, args)
     root = base_opts(args.output_root, order, [])[1]
+    source = build_source(step_cfg(Run("method", scenario, "ft", 0, order), args, 0))
+    data = {
+        os.path.basename(files.json_file): file_digest(files.json_file)
+        for files in (source.split("train"), source.split("test"))
+        if os.path.exists(files.json_file)
+    }
     try:
-        write_scenario_results(scenario, root, order, args, METHODS + VARIANTS)
+        write_scenario_results(scenario, root, order, args, METHODS + VARIANTS, data)
     except FileNotFoundError:
         print(f"synthetic {scenario}: no finished run, no results files written", flush=True)
 

@@ -3,7 +3,9 @@ The benchmark's per-scenario results over seeds: mean ± sample std of each meth
 metrics, as ``bench/results/synthetic_<scenario>[_order<k>].{json,md,png}``.
 """
 
+import hashlib
 import os
+import platform
 import statistics
 import subprocess
 from collections.abc import Sequence
@@ -104,22 +106,65 @@ def commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
+def environment() -> dict:
+    """
+    What a figure depends on beyond the commit: the CPU and the numeric libraries (the same
+    commit trains to different weights where their kernels differ, docs/benchmark.md).
+    """
+    import cv2
+    import numpy
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "opencv": cv2.__version__,
+    }
+
+
+def file_digest(path: str) -> str:
+    """The first 16 hex digits of the SHA-256 of the file at ``path``."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:16]
+
+
 def write_results(stem: str, markdown_text: str, command: str, payload: dict) -> None:
     """
-    ``<stem>.json`` (``payload`` with the command and the commit) and ``<stem>.md``
-    (``markdown_text`` and the command line that made it).
+    ``<stem>.json`` (``payload`` with the command, the commit and the environment) and
+    ``<stem>.md`` (``markdown_text`` and the command line, commit and environment that made it).
     """
     revision = commit()
-    write_json_atomic(stem + ".json", {"command": command, "commit": revision, **payload})
-    write_text_atomic(stem + ".md", f"{markdown_text}\nCommand: `{command}` (commit {revision})\n")
+    env = environment()
+    write_json_atomic(
+        stem + ".json", {"command": command, "commit": revision, "environment": env, **payload}
+    )
+    where = f"{env['cpu']}, {env['cores']} cores, torch {env['torch']}, numpy {env['numpy']}"
+    text = f"{markdown_text}\nCommand: `{command}` (commit {revision}; {where})\n"
+    write_text_atomic(stem + ".md", text)
+
+
+def step0_mask_ap(results: list[dict]) -> list[float]:
+    """The distinct step-0 all-class mask APs of ``results`` (one when they share their step 0)."""
+    steps = [r["steps"][0] for r in results if r["steps"] and r["steps"][0]["step"] == 0]
+    return sorted({s["segm"]["all/AP"] for s in steps if s["segm"].get("all/AP") is not None})
 
 
 def write_scenario_results(
-    scenario: str, root: str, order: int, args, methods: Sequence[str]
+    scenario: str, root: str, order: int, args, methods: Sequence[str], data: dict | None = None
 ) -> dict:
     """
     Aggregate the runs of ``methods`` under ``<root>/synthetic/<scenario>`` into the results
-    files (other runs there, e.g. bench/ablations.py's variants, are left out).
+    files (other runs there, e.g. bench/ablations.py's variants, are left out), with the step-0
+    mask AP they share and ``data`` (the digests of the dataset's annotation files).
     """
     results = load_method_results([os.path.join(root, "synthetic", scenario)])
     results = [r for r in results if r["method"] in methods]
@@ -137,7 +182,12 @@ def write_scenario_results(
     order_name = "dataset order" if order == 0 else f"class order {order}"
     title = f"synthetic {scenario} ({order_name}), last step: mean ± std over seeds"
     text = markdown(table, title)
-    write_results(stem, text, command, {"scenario": scenario, "order": order, "methods": table})
+    step0 = step0_mask_ap(results)
+    text += "\nStep-0 mask AP: " + (", ".join(f"{v:.2f}" for v in step0) or "-")
+    if data:
+        text += "; data: " + ", ".join(f"{name} {digest}" for name, digest in data.items())
+    payload = {"scenario": scenario, "order": order, "step0 mask AP": step0, "data": data or {}}
+    write_results(stem, text + "\n", command, {**payload, "methods": table})
     plot(table, f"synthetic {scenario}", stem + ".png")
     print(text, flush=True)
     return table

@@ -6,6 +6,7 @@ import os
 import sys
 
 import pytest
+import torch
 
 from tests.conftest import REPO_ROOT, load_tool
 from tests.engine.conftest import instant_opts
@@ -136,7 +137,13 @@ def test_seeds_and_class_orders_end_to_end(tmp_path, capsys):
     argv += ["--output-root", str(tmp_path / "out"), "--results-dir", str(results), "--jobs", "2"]
     scenarios.main(argv + opts)
     for stem in ("synthetic_10-10", "synthetic_10-10_order1"):
-        table = json.loads((results / f"{stem}.json").read_text())["methods"]
+        record = json.loads((results / f"{stem}.json").read_text())
+        # The record names what its figures depend on: the shared step 0, the data, the machine.
+        assert len(record["step0 mask AP"]) == 1
+        assert set(record["data"]) == {"train.json", "val.json"}
+        assert record["environment"]["torch"] == torch.__version__
+        assert record["environment"]["cores"] == os.cpu_count()
+        table = record["methods"]
         assert table["ft"]["seeds"] == [0, 1] and table["joint"]["seeds"] == [-1]
         assert table["ft"]["mask AP all"]["n"] == 2
         assert (results / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
