@@ -270,8 +270,9 @@ def main(argv=None) -> None:
                     failures.append(f"{run.name}: not run, its step 0 failed")
                     progress.finish(run, "not run (its step 0 failed)")
             else:
-                list(pool.map(train, methods))
-                if group[-1].kind == "method":
+                trained = list(pool.map(train, methods))
+                finished_before = [r for r in group if r.kind == "method" and r not in pending]
+                if group[-1].kind == "method" and (finished_before or any(trained)):
                     write_results(group[-1].scenario, group[-1].order, args)
     if failures:
         sys.exit(f"{len(failures)} runs failed:\n" + "\n".join(failures))
@@ -290,10 +291,7 @@ def write_results(scenario: str, order: int, args) -> None:
         for files in (source.split("train"), source.split("test"))
         if os.path.exists(files.json_file)
     }
-    try:
-        write_scenario_results(scenario, root, order, args, METHODS + VARIANTS, data)
-    except FileNotFoundError:
-        print(f"synthetic {scenario}: no finished run, no results files written", flush=True)
+    write_scenario_results(scenario, root, order, args, METHODS + VARIANTS, data)
 
 
 if __name__ == "__main__":

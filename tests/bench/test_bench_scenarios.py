@@ -81,22 +81,19 @@ def test_mean_and_sample_std():
     assert seed_tables.fmt(stats) == "2.3 ± 1.5"
 
 
-def _write_run(root, method: str, value: float, seed: int = 0) -> None:
-    """A finished 10-10 run of ``method`` whose last-step APs are all ``value``."""
-    folder = root / "synthetic" / "10-10" / f"{method}_seed{seed}"
-    folder.mkdir(parents=True)
-    last = {
-        "step": 1,
-        "segm": {"old/AP": value, "new/AP": value, "all/AP": value},
-        "bbox": {"all/AP": value},
-        "forgetting": {},
-    }
-    record = {"dataset": "synthetic", "scenario": "10-10", "method": method}
-    record.update(tasks=[[0], [1]], steps=[last], incremental_seed=seed)
-    (folder / "results.json").write_text(json.dumps(record))
-
-
-def _table_args(tmp_path):
+def test_the_tables_leave_out_runs_of_other_methods(tmp_path):
+    for method, value in (("ft", 10.0), ("dynamic_ykd_trunk_frozen", 60.0)):
+        folder = tmp_path / "synthetic" / "10-10" / f"{method}_seed0"
+        folder.mkdir(parents=True)
+        last = {
+            "step": 1,
+            "segm": {"old/AP": value, "new/AP": value, "all/AP": value},
+            "bbox": {"all/AP": value},
+            "forgetting": {},
+        }
+        record = {"dataset": "synthetic", "scenario": "10-10", "method": method}
+        record.update(tasks=[[0], [1]], steps=[last], incremental_seed=0)
+        (folder / "results.json").write_text(json.dumps(record))
     args = argparse.Namespace(
         results_dir=str(tmp_path / "results"),
         seeds=1,
@@ -105,14 +102,7 @@ def _table_args(tmp_path):
         output_root=str(tmp_path),
         opts=[],
     )
-    os.makedirs(args.results_dir, exist_ok=True)
-    return args
-
-
-def test_the_tables_leave_out_runs_of_other_methods(tmp_path):
-    _write_run(tmp_path, "ft", 10.0)
-    _write_run(tmp_path, "dynamic_ykd_trunk_frozen", 60.0)
-    args = _table_args(tmp_path)
+    os.makedirs(args.results_dir)
     table = seed_tables.write_scenario_results("10-10", str(tmp_path), 0, args, ["ft", "joint"])
     assert list(table) == ["ft"] and table["ft"]["mask AP all"]["mean"] == 10.0
 
